@@ -1,0 +1,1 @@
+"""The principal agent: spec, replay, HER, TD3 learner, metrics, checkpoints, orchestration."""

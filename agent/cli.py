@@ -1,0 +1,121 @@
+"""Command line: train (``--spec``), resume (``--resume``) and ``eval --checkpoint``.
+
+Bad input exits with status 2 and one line naming the file, key or value, before any
+process is spawned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from agent.spec import Spec, SpecError, dump_spec, load_spec
+
+EXIT_BAD_INPUT = 2
+RUNS_ROOT = Path("runs")
+
+
+class UsageError(Exception):
+    """Bad command-line input (exit status 2)."""
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="Multi-task TD3 + HER on Fetch with RPC observers. "
+        "Subcommand: 'main.py eval --checkpoint PATH --episodes N'.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--spec", type=Path, help="YAML spec to train from")
+    source.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a spec key (YAML value; repeatable)")
+    parser.add_argument("--run-dir", type=Path, help="where to write (default: runs/<spec>-<time>)")
+    return parser
+
+
+def _eval_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="main.py eval",
+                                     description="Print per-task success of a checkpoint as JSON.")
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=12345)
+    return parser
+
+
+def _new_run_dir(spec_path: Path, run_dir: Path | None) -> Path:
+    if run_dir is None:
+        run_dir = RUNS_ROOT / f"{spec_path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (run_dir / "metrics.jsonl").exists():
+        raise UsageError(f"{run_dir}: already holds a run; use --resume {run_dir} to continue it")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _prepare_train(args: argparse.Namespace) -> tuple[Spec, Path, dict | None]:
+    """Validate everything a training run needs; returns (spec, run dir, resume state)."""
+    if args.resume is None:
+        spec = load_spec(args.spec, args.overrides)
+        run_dir = _new_run_dir(args.spec, args.run_dir)
+        dump_spec(spec, run_dir / "spec.yaml")
+        return spec, run_dir, None
+    from agent.checkpoint import LATEST, load_checkpoint
+
+    run_dir = args.resume
+    if not (run_dir / "spec.yaml").is_file():
+        raise UsageError(f"{run_dir}: not a run directory (no spec.yaml)")
+    checkpoint = run_dir / "checkpoints" / LATEST
+    if not checkpoint.is_file():
+        raise UsageError(f"{checkpoint}: no checkpoint to resume from")
+    spec = load_spec(run_dir / "spec.yaml", args.overrides)
+    dump_spec(spec, run_dir / "spec.yaml")
+    return spec, run_dir, load_checkpoint(checkpoint)
+
+
+def _run_eval(argv: list[str]) -> int:
+    args = _eval_parser().parse_args(argv)
+    if not args.checkpoint.is_file():
+        raise UsageError(f"{args.checkpoint}: checkpoint not found")
+    if args.episodes <= 0:
+        raise UsageError(f"--episodes {args.episodes}: must be positive")
+    from agent.evaluate import evaluate_checkpoint
+
+    print(json.dumps(evaluate_checkpoint(args.checkpoint, args.episodes, args.seed)))
+    return 0
+
+
+def _run_train(argv: list[str]) -> int:
+    args = _train_parser().parse_args(argv)
+    if args.resume is not None and args.run_dir is not None:
+        raise UsageError("--run-dir: not allowed with --resume (the run directory is given)")
+    spec, run_dir, resume_state = _prepare_train(args)
+    from agent.launcher import train_local
+    from agent.plotting import plot_success
+    from agent.principal import RunError
+
+    print(f"run directory: {run_dir}", file=sys.stderr)
+    try:
+        end = train_local(spec, run_dir, resume_state)
+    except RunError as exc:
+        print(f"error: {exc} (checkpoint and metrics saved in {run_dir})", file=sys.stderr)
+        return 1
+    finally:
+        if (run_dir / "metrics.jsonl").exists():
+            plot_success(run_dir / "metrics.jsonl", run_dir / "success.png")
+    print(json.dumps(end))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python main.py``."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv[:1] == ["eval"]:
+            return _run_eval(argv[1:])
+        return _run_train(argv)
+    except (SpecError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT

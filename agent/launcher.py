@@ -1,0 +1,83 @@
+"""Starts observer processes and the agent's RPC endpoint, runs the principal, tears down."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+from pathlib import Path
+
+import torch
+import torch.distributed.rpc as rpc
+
+from agent.metrics import MetricsPipeline, Record
+from agent.principal import Principal
+from agent.sinks import JsonlSink, ProgressSink, TensorBoardSink, WandbSink
+from agent.spec import Spec
+from agent.transport import AGENT_NAME, RpcTransport, free_port, observer_name, rpc_options
+from observer.worker import run_observer
+
+JOIN_TIMEOUT_S = 20.0
+
+
+def build_metrics(spec: Spec, run_dir: Path, initial_env_steps: int) -> MetricsPipeline:
+    """The sinks the spec asks for, behind one bounded queue."""
+    cfg = spec.metrics
+    sinks = [JsonlSink(run_dir / "metrics.jsonl")]
+    if cfg.tensorboard:
+        sinks.append(TensorBoardSink(run_dir / "tensorboard"))
+    if cfg.wandb.mode != "disabled":
+        sinks.append(WandbSink(
+            run_dir, cfg.wandb.mode, cfg.wandb.project, cfg.wandb.entity,
+            spec.model_dump(mode="json"), run_id=run_dir.resolve().name,
+        ))
+    if cfg.progress_bar:
+        sinks.append(ProgressSink(spec.budget.env_steps, initial_env_steps))
+    return MetricsPipeline(sinks, cfg.queue_size)
+
+
+def train_local(spec: Spec, run_dir: Path, resume_state: dict | None = None) -> Record:
+    """Spawn ``spec.observers`` observer processes on this host and train to the budget."""
+    torch.set_num_threads(spec.learner.torch_threads)
+    dist = spec.distributed
+    port = dist.master_port or free_port(dist.master_addr)
+    world_size = spec.observers + 1
+    spec_data = spec.model_dump(mode="json")
+    ctx = mp.get_context("spawn")
+    processes = [
+        ctx.Process(
+            target=run_observer,
+            args=(spec_data, rank, world_size, dist.master_addr, port),
+            name=observer_name(rank),
+        )
+        for rank in range(1, world_size)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        principal = _build_principal(spec, run_dir, resume_state)
+        rpc.init_rpc(
+            AGENT_NAME, rank=0, world_size=world_size,
+            rpc_backend_options=rpc_options(dist.master_addr, port, dist.start_timeout_s),
+        )
+        try:
+            return asyncio.run(principal.run())
+        finally:
+            rpc.shutdown()
+    finally:
+        for process in processes:
+            process.join(JOIN_TIMEOUT_S)
+            if process.is_alive():
+                process.terminate()
+                process.join(5)
+
+
+def _build_principal(spec: Spec, run_dir: Path, resume_state: dict | None) -> Principal:
+    names = [observer_name(rank) for rank in range(1, spec.observers + 1)]
+    initial = int(resume_state["counters"]["env_steps"]) if resume_state else 0
+    metrics = build_metrics(spec, run_dir, initial)
+    principal = Principal(
+        spec, run_dir, RpcTransport(spec.distributed.rpc_timeout_s), names, metrics
+    )
+    if resume_state is not None:
+        principal.load_state_dict(resume_state)
+    return principal

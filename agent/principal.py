@@ -1,0 +1,445 @@
+"""The principal agent: dispatches task lists, feeds replay, trains, evaluates, checkpoints.
+
+Everything runs on one asyncio event loop. RPC replies arrive as asyncio futures and go
+through a bounded queue into the per-task replays; the learner does one update at a time
+and yields between updates, so collection and learning overlap. A rate limiter keeps the
+update-to-data ratio: collection may run ``collect_ahead_env_steps`` ahead of the learner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agent.batching import MultiTaskBatcher
+from agent.checkpoint import LATEST, save_checkpoint
+from agent.her import HerSampler
+from agent.metrics import MetricsPipeline, Record
+from agent.model import build_encoder, task_shapes
+from agent.replay import EpisodeReplay
+from agent.spec import Spec
+from agent.td3 import TD3Learner
+from agent.transport import Transport
+from meta.scheduler import build_scheduler
+from meta.weighting import build_weighting
+from observer.envs import family_of
+from observer.messages import EpisodeBatch, Order, OrderResult, PolicySnapshot
+
+EVAL_SEED_OFFSET = 1_000_003
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class RunError(RuntimeError):
+    """The run stopped on an error after saving what it had."""
+
+
+class Principal:
+    """Owns learner, replays, normalizers and counters; drives observers through a transport."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        run_dir: Path,
+        transport: Transport,
+        observers: Sequence[str],
+        metrics: MetricsPipeline,
+    ) -> None:
+        self.spec, self.run_dir, self.transport = spec, run_dir, transport
+        self.observers, self.metrics = list(observers), metrics
+        self.tasks = list(spec.tasks)
+        self.shapes = task_shapes(self.tasks)
+        torch.manual_seed(spec.seed)
+        self.rng = np.random.default_rng(spec.seed)
+        self.encoder = build_encoder(spec)
+        self.learner = TD3Learner(
+            self.encoder.input_dim,
+            self.encoder.action_dim,
+            len(self.tasks),
+            spec.learner,
+            resolve_device(spec.learner.device),
+        )
+        self.replays = [EpisodeReplay(s, spec.replay.capacity_per_task) for s in self.shapes]
+        her = spec.replay.her
+        samplers = [HerSampler(family_of(t).reward_fn(t), her.strategy, her.k) for t in self.tasks]
+        self.batcher = MultiTaskBatcher(self.replays, samplers, self.encoder, self.rng)
+        self.scheduler = build_scheduler(spec.scheduler.name, self.tasks)
+        self.weighting = build_weighting(spec.weighting.name, len(self.tasks))
+        # counters (checkpointed)
+        self.env_steps = 0
+        self.episodes = 0
+        self.wall_offset = 0.0
+        self.next_eval = spec.eval.every_env_steps
+        self.next_checkpoint = spec.checkpoint.every_env_steps
+        self.order_id = 0
+        # run-local state
+        self.pending_steps = 0
+        self.stopping = False
+        self.errors: list[BaseException] = []
+        self._warmup_until = min(spec.learner.start_after_env_steps, spec.budget.env_steps)
+        self._sent_version: dict[str, int] = {}
+        self._snapshot = self._take_snapshot()
+        self._window = _Window(len(self.tasks))
+        self._start = time.monotonic()
+        self._progress: asyncio.Condition | None = None
+        self._episode_queue: asyncio.Queue[tuple[OrderResult, int] | None] | None = None
+        self._last_eval_steps = -1
+
+    # ----------------------------------------------------------------- state
+    def wall_time(self) -> float:
+        return self.wall_offset + time.monotonic() - self._start
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume: networks, optimizers, normalizers, counters, RNGs."""
+        return {
+            "spec": self.spec.model_dump(mode="json"),
+            "learner": self.learner.state_dict(),
+            "encoder": self.encoder.state_dict(),
+            "counters": {
+                "env_steps": self.env_steps,
+                "episodes": self.episodes,
+                "wall_time_s": self.wall_time(),
+                "next_eval": self.next_eval,
+                "next_checkpoint": self.next_checkpoint,
+                "order_id": self.order_id,
+            },
+            "rng": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.learner.load_state_dict(state["learner"])
+        self.encoder.load_state_dict(state["encoder"])
+        counters = state["counters"]
+        self.env_steps = int(counters["env_steps"])
+        self.episodes = int(counters["episodes"])
+        self.wall_offset = float(counters["wall_time_s"])
+        self.next_eval = int(counters["next_eval"])
+        self.next_checkpoint = int(counters["next_checkpoint"])
+        self.order_id = int(counters["order_id"])
+        self.rng.bit_generator.state = state["rng"]["numpy"]
+        torch.set_rng_state(state["rng"]["torch"])
+        # Replay is not in the checkpoint: refill a warm-up's worth before updating again.
+        remaining = self.spec.budget.env_steps - self.env_steps
+        self._warmup_until = self.env_steps + min(
+            self.spec.learner.start_after_env_steps, max(remaining, 1)
+        )
+        self._snapshot = self._take_snapshot()
+
+    def checkpoint(self) -> Path:
+        path = self.run_dir / "checkpoints" / LATEST
+        save_checkpoint(path, self.state_dict())
+        return path
+
+    # -------------------------------------------------------------- run loop
+    async def run(self) -> Record:
+        """Train to the budget (or a stop request); returns the end record."""
+        loop = asyncio.get_running_loop()
+        self._start = time.monotonic()
+        self._progress = asyncio.Condition()
+        self._episode_queue = asyncio.Queue(self.spec.collect.episode_queue_size)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_stop)
+        self.metrics.start()
+        slots = [
+            asyncio.create_task(self._guard(self._collect_slot(observer)))
+            for observer in self.observers
+            for _ in range(self.spec.collect.orders_in_flight)
+        ]
+        consumer = asyncio.create_task(self._guard(self._consume()))
+        evaluator = asyncio.create_task(self._guard(self._evaluate_loop()))
+        try:
+            await self._guard(self._learn())
+            await asyncio.gather(*slots)
+            await self._episode_queue.put(None)
+            await consumer
+            await self._notify()
+            await evaluator
+            if not self.stopping and self._last_eval_steps != self.env_steps:
+                await self._guard(self._evaluate())
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            for task in (*slots, consumer, evaluator):
+                task.cancel()
+            self.checkpoint()
+            end = {
+                "event": "end",
+                "env_steps": self.env_steps,
+                "wall_time_s": round(self.wall_time(), 3),
+                "updates": self.learner.updates,
+                "episodes": self.episodes,
+                "stopped": self.stopping,
+                "metrics_dropped": self.metrics.dropped,
+            }
+            if self.errors:
+                end["error"] = repr(self.errors[0])
+            await self.metrics.emit_reliable(end)
+            await self.metrics.close()
+        if self.errors:
+            raise RunError(f"run stopped after an error: {self.errors[0]!r}") from self.errors[0]
+        return end
+
+    def request_stop(self) -> None:
+        """Stop collecting and training; in-flight episodes are still stored."""
+        self.stopping = True
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _guard(self, coro) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.errors.append(exc)
+            self.request_stop()
+
+    async def _notify(self) -> None:
+        assert self._progress is not None
+        async with self._progress:
+            self._progress.notify_all()
+
+    async def _wait_until(self, predicate: Callable[[], bool]) -> None:
+        assert self._progress is not None
+        async with self._progress:
+            await self._progress.wait_for(predicate)
+
+    # ------------------------------------------------------------ collection
+    def _budget_left(self) -> int:
+        return self.spec.budget.env_steps - self.env_steps - self.pending_steps
+
+    def _collection_finished(self) -> bool:
+        no_episode_fits = self._budget_left() < min(s.horizon for s in self.shapes)
+        return (self.stopping or no_episode_fits) and self.pending_steps == 0
+
+    def _may_dispatch(self) -> bool:
+        cfg = self.spec.learner
+        consumed = self.learner.updates / cfg.updates_per_env_step
+        allowed = max(self._warmup_until, consumed) + cfg.collect_ahead_env_steps
+        return self.env_steps + self.pending_steps < allowed
+
+    def _next_order(self, observer: str) -> Order | None:
+        """The scheduler's task list clipped to the budget, with fresh weights if stale."""
+        left = self._budget_left()
+        tasks = []
+        for task, n in self.scheduler.next_order(self.spec.collect.episodes_per_task):
+            horizon = self.shapes[self.tasks.index(task)].horizon
+            n = min(n, left // horizon)
+            if n > 0:
+                tasks.append((task, n))
+                left -= n * horizon
+        if not tasks:
+            return None
+        self.order_id += 1
+        return Order(
+            self.order_id, tasks, True, int(self.rng.integers(2**31 - 1)),
+            self._policy_for(observer),
+        )
+
+    def _policy_for(self, observer: str) -> PolicySnapshot | None:
+        if self._sent_version.get(observer, -1) >= self._snapshot.version:
+            return None
+        self._sent_version[observer] = self._snapshot.version
+        return self._snapshot
+
+    def _order_steps(self, order: Order) -> int:
+        return sum(n * self.shapes[self.tasks.index(t)].horizon for t, n in order.tasks)
+
+    async def _collect_slot(self, observer: str) -> None:
+        """Keep one order outstanding at ``observer`` until the budget is dispatched."""
+        assert self._episode_queue is not None
+        while True:
+            await self._wait_until(lambda: self.stopping or self._may_dispatch())
+            order = None if self.stopping else self._next_order(observer)
+            if order is None:
+                return
+            steps = self._order_steps(order)
+            self.pending_steps += steps
+            try:
+                result = await self.transport.submit(observer, order)
+            except BaseException:
+                self.pending_steps -= steps
+                raise
+            await self._episode_queue.put((result, steps))
+
+    async def _consume(self) -> None:
+        """Move replies from the queue into replay; trigger checkpoints."""
+        assert self._episode_queue is not None
+        while (item := await self._episode_queue.get()) is not None:
+            result, steps = item
+            for batch in result.batches:
+                self._store(batch)
+            self.pending_steps -= steps
+            if self.env_steps >= self.next_checkpoint:
+                self.checkpoint()
+                every = self.spec.checkpoint.every_env_steps
+                self.next_checkpoint = (self.env_steps // every + 1) * every
+            await self._notify()
+
+    def _store(self, batch: EpisodeBatch) -> None:
+        task = self.tasks.index(batch.task)
+        self.replays[task].add(batch)
+        goals = np.concatenate([batch.achieved_goal, batch.desired_goal], axis=1)
+        self.encoder.update(task, batch.obs, goals)
+        self.scheduler.record_success(batch.task, batch.success)
+        self.env_steps += batch.env_steps
+        self.episodes += batch.num_episodes
+        self._window.add_episodes(task, batch, self.learner.updates)
+
+    # --------------------------------------------------------------- learner
+    def _may_update(self) -> bool:
+        stored = sum(r.transitions for r in self.replays)
+        ratio = self.spec.learner.updates_per_env_step
+        return (
+            not self.stopping
+            and stored > 0
+            and self.env_steps >= self._warmup_until
+            and self.learner.updates < ratio * self.env_steps
+        )
+
+    def _learning_finished(self) -> bool:
+        return self._collection_finished() and not self._may_update()
+
+    async def _learn(self) -> None:
+        """One update at a time, yielding to the loop in between, until budget and ratio met."""
+        while True:
+            if self._may_update():
+                self._update_once()
+                await self._notify()
+                continue
+            if self._learning_finished():
+                return
+            await self._wait_until(lambda: self._may_update() or self._learning_finished())
+
+    def _update_once(self) -> None:
+        batch = self.batcher.sample(self.spec.learner.batch_size, self.scheduler.batch_shares())
+        weights = torch.as_tensor(self.weighting.weights())
+        out = self.learner.update(batch.to(self.learner.device), weights)
+        self._window.add_update(out, weights)
+        updates = self.learner.updates
+        if updates % self.spec.collect.weights_every_updates == 0:
+            self._snapshot = self._take_snapshot()
+        if updates % self.spec.metrics.every_updates == 0:
+            self.weighting.record_losses(out["losses/critic_per_task"].cpu().numpy())
+            self.metrics.emit(self._train_record())
+
+    def _take_snapshot(self) -> PolicySnapshot:
+        return PolicySnapshot(
+            self.learner.updates, self.learner.actor_state_cpu(), self.encoder.state_dict()
+        )
+
+    def _train_record(self) -> Record:
+        record = {
+            "event": "train",
+            "env_steps": self.env_steps,
+            "updates": self.learner.updates,
+            "wall_time_s": round(self.wall_time(), 3),
+            **self._window.flush(self.tasks, time.monotonic()),
+            "queues/episodes": self._episode_queue.qsize() if self._episode_queue else 0,
+            "queues/metrics": self.metrics.queue.qsize(),
+            "queues/pending_env_steps": self.pending_steps,
+            "metrics/dropped": self.metrics.dropped,
+        }
+        return record
+
+    # ------------------------------------------------------------ evaluation
+    async def _evaluate_loop(self) -> None:
+        while True:
+            await self._wait_until(
+                lambda: self.env_steps >= self.next_eval or self._learning_finished()
+            )
+            if self._learning_finished():
+                return
+            await self._evaluate()
+            every = self.spec.eval.every_env_steps
+            self.next_eval = (self.env_steps // every + 1) * every
+
+    async def _evaluate(self) -> None:
+        """Deterministic episodes of every task on the current weights, split over observers."""
+        snapshot = self._take_snapshot()
+        env_steps, wall = self.env_steps, self.wall_time()
+        per_observer = np.array_split(np.arange(self.spec.eval.episodes), len(self.observers))
+        replies = []
+        for index, (observer, share) in enumerate(zip(self.observers, per_observer, strict=True)):
+            if len(share) == 0:
+                continue
+            self.order_id += 1
+            order = Order(
+                self.order_id, [(t, len(share)) for t in self.tasks], False,
+                self.spec.seed + EVAL_SEED_OFFSET + index, snapshot,
+            )
+            self._sent_version[observer] = snapshot.version
+            replies.append(self.transport.submit(observer, order))
+        successes: dict[str, list[np.ndarray]] = {t: [] for t in self.tasks}
+        for result in await asyncio.gather(*replies):
+            for batch in result.batches:
+                successes[batch.task].append(batch.success)
+        for task in self.tasks:
+            await self.metrics.emit_reliable({
+                "event": "eval",
+                "task": task,
+                "env_steps": env_steps,
+                "wall_time_s": round(wall, 3),
+                "updates": snapshot.version,
+                "success_rate": float(np.concatenate(successes[task]).mean()),
+                "episodes": int(sum(len(s) for s in successes[task])),
+            })
+        self._last_eval_steps = env_steps
+
+
+class _Window:
+    """Aggregates training statistics between two train records."""
+
+    def __init__(self, num_tasks: int) -> None:
+        self.num_tasks = num_tasks
+        self._reset(time.monotonic())
+
+    def _reset(self, now: float) -> None:
+        self.since, self.steps, self.updates = now, 0, 0
+        self.success: list[list[np.ndarray]] = [[] for _ in range(self.num_tasks)]
+        self.lag: list[int] = []
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def add_episodes(self, task: int, batch: EpisodeBatch, current_version: int) -> None:
+        self.steps += batch.env_steps
+        self.success[task].append(batch.success)
+        self.lag.append(current_version - batch.policy_version)
+
+    def add_update(self, out: dict[str, torch.Tensor], weights: torch.Tensor) -> None:
+        self.updates += 1
+        for key, value in {**out, "weights_per_task": weights}.items():
+            self.sums[key] = self.sums[key] + value if key in self.sums else value.clone()
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def flush(self, tasks: Sequence[str], now: float) -> dict[str, float]:
+        """Means since the last flush, namespaced metric keys; then start a new window."""
+        elapsed = max(now - self.since, 1e-9)
+        record: dict[str, float] = {
+            "perf/env_steps_per_s": self.steps / elapsed,
+            "perf/updates_per_s": self.updates / elapsed,
+        }
+        if self.lag:
+            record["perf/policy_lag_updates"] = float(np.mean(self.lag))
+        for key, total in self.sums.items():
+            mean = (total / self.counts[key]).cpu()
+            if key.endswith("_per_task"):
+                base = key.removesuffix("_per_task")
+                record.update({f"{base}/{t}": float(v) for t, v in zip(tasks, mean, strict=True)})
+            else:
+                record[key] = float(mean)
+        for task, values in zip(tasks, self.success, strict=True):
+            if values:
+                record[f"collect/success_rate/{task}"] = float(np.concatenate(values).mean())
+        self._reset(now)
+        return record

@@ -1,0 +1,263 @@
+"""Typed run specification: the single source of truth for every spec key.
+
+YAML files under specs/ are data validated against :class:`Spec`. Unknown keys are errors.
+``--set a.b=value`` overrides are applied to the raw mapping before validation and must
+name a key the schema knows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class SpecError(Exception):
+    """A spec that cannot be used; the message names the file and the key or value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Budget(_Section):
+    env_steps: PositiveInt
+    """Total environment steps collected across all tasks before the run ends."""
+
+
+class Eval(_Section):
+    every_env_steps: PositiveInt = 10_000
+    """Evaluate every this many collected env steps (and once at the end)."""
+    episodes: PositiveInt = 10
+    """Deterministic evaluation episodes per task."""
+
+
+class Collect(_Section):
+    envs_per_observer: PositiveInt = 2
+    """Vectorized envs per task inside each observer."""
+    episodes_per_task: PositiveInt = 2
+    """Episodes per task in one task list sent to an observer (one RPC message back)."""
+    orders_in_flight: PositiveInt = 2
+    """Task lists queued at each observer, so it never idles between them."""
+    noise_std: Annotated[float, Field(ge=0)] = 0.2
+    """Gaussian exploration noise, as a fraction of the action range."""
+    random_eps: Probability = 0.3
+    """Probability of a uniformly random action at each step."""
+    weights_every_updates: PositiveInt = 50
+    """Observers get a fresh copy of the policy every this many learner updates (K)."""
+    episode_queue_size: PositiveInt = 64
+    """Bound of the asyncio queue between RPC replies and the replay buffers."""
+
+
+class Her(_Section):
+    strategy: Literal["future", "final", "episode", "none"] = "future"
+    """Which achieved goal replaces the desired goal in a relabeled transition."""
+    k: Annotated[float, Field(ge=0)] = 4
+    """Relabeled share is k/(k+1) (k=4 relabels 80% of sampled transitions)."""
+
+
+class Replay(_Section):
+    capacity_per_task: PositiveInt = 1_000_000
+    """Transitions kept per task (whole episodes, oldest overwritten first)."""
+    her: Her = Her()
+
+
+class Learner(_Section):
+    algo: Literal["td3", "ddpg"] = "td3"
+    """td3: twin critics, target smoothing, delayed actor; ddpg: one critic, no smoothing."""
+    batch_size: PositiveInt = 256
+    """Transitions per update, split across tasks by the scheduler's batch shares."""
+    updates_per_env_step: PositiveFloat = 0.5
+    """Update-to-data ratio: learner updates per collected env step."""
+    start_after_env_steps: NonNegInt = 1_000
+    """Collect this many env steps before the first update."""
+    collect_ahead_env_steps: PositiveInt = 2_000
+    """How far collection may run ahead of what the update-to-data ratio has consumed."""
+    hidden_sizes: list[PositiveInt] = [256, 256, 256]
+    """Hidden layer widths of the actor and each critic."""
+    actor_lr: PositiveFloat = 1e-3
+    critic_lr: PositiveFloat = 1e-3
+    gamma: Annotated[float, Field(gt=0, lt=1)] = 0.98
+    tau: Annotated[float, Field(gt=0, le=1)] = 0.05
+    """Polyak step of the target networks."""
+    action_l2: Annotated[float, Field(ge=0)] = 1.0
+    """Penalty on the squared (pre-scaling) actor output."""
+    policy_delay: PositiveInt = 2
+    """TD3: actor and targets update every this many critic updates."""
+    target_noise: Annotated[float, Field(ge=0)] = 0.2
+    target_noise_clip: Annotated[float, Field(ge=0)] = 0.5
+    device: str = "auto"
+    """auto (cuda if available), cpu, cuda, cuda:N."""
+    torch_threads: PositiveInt = 1
+    """Intra-op threads of the learner process."""
+
+
+class Normalizer(_Section):
+    clip: PositiveFloat = 5.0
+    """Normalized observations and goals are clipped to [-clip, clip]."""
+    eps: PositiveFloat = 0.01
+    """Floor of the standard deviation."""
+
+
+class Scheduler(_Section):
+    name: Literal["uniform"] = "uniform"
+    """Which tasks observers collect next and each task's share of a batch."""
+
+
+class Weighting(_Section):
+    name: Literal["mean"] = "mean"
+    """Per-task weights of the losses in the joint update."""
+
+
+class Wandb(_Section):
+    mode: Literal["offline", "online", "disabled"] = "offline"
+    """offline needs no network; online also needs WANDB_API_KEY in the environment."""
+    project: str = "fetch-mt"
+    entity: str | None = None
+
+
+class Metrics(_Section):
+    every_updates: PositiveInt = 100
+    """Emit training scalars every this many learner updates."""
+    queue_size: PositiveInt = 1_000
+    """Bound of the metrics queue; records beyond it are dropped and counted."""
+    tensorboard: bool = True
+    wandb: Wandb = Wandb()
+    progress_bar: bool = True
+
+
+class Checkpoint(_Section):
+    every_env_steps: PositiveInt = 50_000
+    """Periodic checkpoint interval; a final checkpoint is always written."""
+
+
+class Distributed(_Section):
+    master_addr: str = "127.0.0.1"
+    """Address the principal agent binds for torch RPC."""
+    master_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    """0 picks a free port."""
+    rpc_timeout_s: PositiveFloat = 120.0
+    """Per-call timeout of RPC requests to observers."""
+    start_timeout_s: PositiveFloat = 120.0
+    """How long the agent waits for observers to join."""
+
+
+class Spec(_Section):
+    tasks: Annotated[list[str], Field(min_length=1)]
+    """Env ids trained by the one shared policy."""
+    seed: NonNegInt = 0
+    observers: PositiveInt = 1
+    """Observer processes started by main.py."""
+    budget: Budget
+    eval: Eval = Eval()
+    collect: Collect = Collect()
+    replay: Replay = Replay()
+    learner: Learner = Learner()
+    normalizer: Normalizer = Normalizer()
+    scheduler: Scheduler = Scheduler()
+    weighting: Weighting = Weighting()
+    metrics: Metrics = Metrics()
+    checkpoint: Checkpoint = Checkpoint()
+    distributed: Distributed = Distributed()
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_distinct_tasks(cls, tasks: list[str]) -> list[str]:
+        from observer.envs import known_task_ids
+
+        known = known_task_ids()
+        for task in tasks:
+            if task not in known:
+                raise ValueError(f"unknown env id {task!r} (known: {', '.join(sorted(known))})")
+        if len(set(tasks)) != len(tasks):
+            raise ValueError("each task may appear once")
+        return tasks
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise SpecError(f"--set {item!r}: expected KEY=VALUE")
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError as exc:
+        raise SpecError(f"--set {item!r}: value is not valid YAML ({exc})") from None
+    return key.split("."), value
+
+
+def _apply_override(data: dict[str, Any], path: list[str], value: Any, item: str) -> None:
+    model: type[BaseModel] | None = Spec
+    node = data
+    for depth, part in enumerate(path):
+        if model is None or part not in model.model_fields:
+            raise SpecError(f"--set {item!r}: no spec key {'.'.join(path[: depth + 1])!r}")
+        annotation = model.model_fields[part].annotation
+        last = depth == len(path) - 1
+        if last:
+            node[part] = value
+            return
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) \
+            else None
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+
+
+def _format_validation(source: str, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"{source}: unknown key {loc!r}"
+    if err["type"] == "missing":
+        return f"{source}: missing required key {loc!r}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{source}: {loc}: {msg} (got {err.get('input')!r})"
+
+
+def validate_spec(data: Any, source: str) -> Spec:
+    """Validate a raw mapping; raise :class:`SpecError` naming ``source`` and the key."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: the spec must be a mapping of keys, got {type(data).__name__}")
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_format_validation(source, exc)) from None
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
+    """Read a YAML spec, apply ``--set`` overrides, validate."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError(f"{path}: spec file not found") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read spec ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"{path}: malformed YAML{where}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: the spec must be a mapping of keys, got {type(data).__name__}")
+    for item in overrides or []:
+        keys, value = _parse_override(item)
+        _apply_override(data, keys, value, item)
+    return validate_spec(data, str(path))
+
+
+def dump_spec(spec: Spec, path: str | Path) -> None:
+    """Write the fully resolved spec (defaults included) as YAML."""
+    Path(path).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,71 @@
+"""Agent ⇄ observer transport: one interface, torch RPC (TensorPipe) as the implementation."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Protocol
+
+import torch.distributed.rpc as rpc
+
+from observer.messages import Order, OrderResult
+
+AGENT_NAME = "agent"
+
+
+def observer_name(rank: int) -> str:
+    """RPC name of the observer at ``rank`` (ranks start at 1; the agent is rank 0)."""
+    return f"observer{rank}"
+
+
+def free_port(addr: str) -> int:
+    """A TCP port that is free on ``addr`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((addr, 0))
+        return sock.getsockname()[1]
+
+
+def rpc_options(addr: str, port: int, timeout_s: float) -> rpc.TensorPipeRpcBackendOptions:
+    """TensorPipe options rendezvousing at ``addr:port``."""
+    return rpc.TensorPipeRpcBackendOptions(
+        init_method=f"tcp://{addr}:{port}", rpc_timeout=timeout_s, num_worker_threads=8
+    )
+
+
+class Transport(Protocol):
+    """Sends an order to a named observer; the reply arrives as an asyncio future."""
+
+    def submit(self, observer: str, order: Order) -> asyncio.Future[OrderResult]: ...
+
+
+class RpcTransport:
+    """``rpc_async`` to ``observer.worker.serve_order``, bridged into the running event loop."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+
+    def submit(self, observer: str, order: Order) -> asyncio.Future[OrderResult]:
+        from observer.worker import serve_order
+
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[OrderResult] = loop.create_future()
+        reply = rpc.rpc_async(observer, serve_order, args=(order,), timeout=self.timeout_s)
+
+        def deliver(fut) -> None:
+            try:
+                value, error = fut.wait(), None
+            except Exception as exc:  # the remote error or a timeout, re-raised on the loop
+                value, error = None, exc
+            loop.call_soon_threadsafe(_settle, result, value, error)
+
+        reply.add_done_callback(deliver)
+        return result
+
+
+def _settle(future: asyncio.Future, value: object, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(value)
+    else:
+        future.set_exception(error)

@@ -1,0 +1,1 @@
+"""Multi-task strategies named in the spec: task scheduling and task weighting."""

@@ -1,0 +1,1 @@
+"""Observers: environment adapters, vectorized rollouts and the RPC worker process."""

@@ -1,0 +1,115 @@
+"""Collect whole episodes with vectorized envs and a CPU copy of the policy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from agent.networks import Actor
+from agent.normalizer import ObservationEncoder
+from observer.envs import TaskShape, family_of
+from observer.messages import EpisodeBatch, PolicySnapshot
+
+
+class Policy:
+    """Actor + encoder on the CPU; acts on raw observations of any task in the run."""
+
+    def __init__(self, encoder: ObservationEncoder, actor: Actor) -> None:
+        self.encoder, self.actor = encoder, actor
+        self.version = 0
+
+    def load(self, snapshot: PolicySnapshot) -> None:
+        """Adopt the weights and normalizer statistics of ``snapshot``."""
+        self.actor.load_state_dict(snapshot.actor)
+        self.encoder.load_state_dict(snapshot.encoder)
+        self.version = snapshot.version
+
+    @torch.no_grad()
+    def act(self, task: int, obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """Deterministic actions for a batch of raw observations of ``task``."""
+        x = torch.from_numpy(self.encoder.encode(task, obs, goal))
+        return self.actor(x).numpy()
+
+
+def explore(
+    actions: np.ndarray, rng: np.random.Generator, noise_std: float, random_eps: float
+) -> np.ndarray:
+    """Gaussian noise plus, with probability ``random_eps`` per row, a uniform random action."""
+    noisy = np.clip(actions + noise_std * rng.standard_normal(actions.shape), -1.0, 1.0)
+    random_rows = rng.random(actions.shape[0]) < random_eps
+    noisy[random_rows] = rng.uniform(-1.0, 1.0, (int(random_rows.sum()), actions.shape[1]))
+    return noisy.astype(np.float32)
+
+
+class Rollout:
+    """Steps one vector env per (task, width) and returns :class:`EpisodeBatch` objects."""
+
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        shapes: Sequence[TaskShape],
+        policy: Policy,
+        num_envs: int,
+        noise_std: float,
+        random_eps: float,
+    ) -> None:
+        self.tasks, self.shapes, self.policy = list(tasks), list(shapes), policy
+        self.num_envs, self.noise_std, self.random_eps = num_envs, noise_std, random_eps
+        self._envs: dict[tuple[str, int], gym.vector.VectorEnv] = {}
+
+    def _vector_env(self, task: str, width: int) -> gym.vector.VectorEnv:
+        key = (task, width)
+        if key not in self._envs:
+            self._envs[key] = family_of(task).make_vector(task, width)
+        return self._envs[key]
+
+    def collect(
+        self, task: str, episodes: int, exploring: bool, rng: np.random.Generator
+    ) -> EpisodeBatch:
+        """``episodes`` whole episodes of ``task``; each reset gets a fresh seed from ``rng``."""
+        parts = []
+        remaining = episodes
+        while remaining > 0:
+            width = min(self.num_envs, remaining)
+            parts.append(self._run_round(task, width, exploring, rng))
+            remaining -= width
+        return EpisodeBatch(
+            task=task,
+            **{k: np.concatenate([p[k] for p in parts]) for k in parts[0]},
+            policy_version=self.policy.version,
+        )
+
+    def _run_round(
+        self, task: str, width: int, exploring: bool, rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
+        index = self.tasks.index(task)
+        horizon = self.shapes[index].horizon
+        env = self._vector_env(task, width)
+        obs, _ = env.reset(seed=[int(s) for s in rng.integers(0, 2**31 - 1, width)])
+        observations, achieved, desired, actions = [obs["observation"]], [obs["achieved_goal"]], [], []
+        info: dict = {}
+        for _ in range(horizon):
+            goal = obs["desired_goal"]
+            action = self.policy.act(index, obs["observation"], goal)
+            if exploring:
+                action = explore(action, rng, self.noise_std, self.random_eps)
+            obs, _, _, _, info = env.step(action)
+            observations.append(obs["observation"])
+            achieved.append(obs["achieved_goal"])
+            desired.append(goal)
+            actions.append(action)
+        return {
+            "obs": np.stack(observations, 1).astype(np.float32),
+            "achieved_goal": np.stack(achieved, 1).astype(np.float32),
+            "desired_goal": np.stack(desired, 1).astype(np.float32),
+            "actions": np.stack(actions, 1).astype(np.float32),
+            "success": np.asarray(info["is_success"], np.float32),
+        }
+
+    def close(self) -> None:
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()
