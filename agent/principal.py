@@ -85,6 +85,7 @@ class Principal:
         self.order_id = 0
         # run-local state
         self.pending_steps = 0
+        self.episodes_by_observer: dict[str, int] = dict.fromkeys(self.observers, 0)
         self.stopping = False
         self.errors: list[BaseException] = []
         self._warmup_until = min(spec.learner.start_after_env_steps, spec.budget.env_steps)
@@ -180,6 +181,7 @@ class Principal:
                 "updates": self.learner.updates,
                 "episodes": self.episodes,
                 "stopped": self.stopping,
+                "episodes_by_observer": self.episodes_by_observer,
                 "metrics_dropped": self.metrics.dropped,
             }
             if self.errors:
@@ -279,6 +281,7 @@ class Principal:
             result, steps = item
             for batch in result.batches:
                 self._store(batch)
+                self.episodes_by_observer[result.observer] += batch.num_episodes
             self.pending_steps -= steps
             if self.env_steps >= self.next_checkpoint:
                 self.checkpoint()
@@ -361,13 +364,13 @@ class Principal:
             if self._learning_finished():
                 return
             await self._evaluate()
-            every = self.spec.eval.every_env_steps
-            self.next_eval = (self.env_steps // every + 1) * every
 
     async def _evaluate(self) -> None:
         """Deterministic episodes of every task on the current weights, split over observers."""
         snapshot = self._take_snapshot()
         env_steps, wall = self.env_steps, self.wall_time()
+        every = self.spec.eval.every_env_steps
+        self.next_eval = (env_steps // every + 1) * every
         per_observer = np.array_split(np.arange(self.spec.eval.episodes), len(self.observers))
         replies = []
         for index, (observer, share) in enumerate(zip(self.observers, per_observer, strict=True)):

@@ -1,0 +1,161 @@
+"""End to end over real torch RPC on loopback: observers, eval lines, checkpoints, resume, stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import QUIET, REPO, main_env, read_metrics, run_main
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("run")
+    spec = tmp / "tiny.yaml"
+    spec.write_text(
+        """
+tasks: [FetchReach-v4, FetchPush-v4]
+seed: 3
+observers: 2
+budget: {env_steps: 1200}
+eval: {every_env_steps: 400, episodes: 4}
+collect: {envs_per_observer: 2, episodes_per_task: 2, weights_every_updates: 10}
+learner: {batch_size: 64, updates_per_env_step: 0.25, start_after_env_steps: 200,
+          collect_ahead_env_steps: 200,
+          hidden_sizes: [64, 64]}
+metrics: {every_updates: 20, wandb: {mode: disabled}, progress_bar: false}
+checkpoint: {every_env_steps: 400}
+"""
+    )
+    run_dir = tmp / "run"
+    result = run_main("--spec", str(spec), "--run-dir", str(run_dir), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def test_episodes_arrive_from_every_observer(finished_run: Path) -> None:
+    end = read_metrics(finished_run)[-1]
+    assert end["event"] == "end" and end["env_steps"] == 1200 and not end["stopped"]
+    assert set(end["episodes_by_observer"]) == {"observer1", "observer2"}
+    assert all(n > 0 for n in end["episodes_by_observer"].values())
+    assert end["updates"] == 300
+
+
+def test_every_evaluation_writes_one_line_per_task(finished_run: Path) -> None:
+    evals = [r for r in read_metrics(finished_run) if r["event"] == "eval"]
+    by_steps: dict[int, set[str]] = {}
+    for record in evals:
+        assert 0.0 <= record["success_rate"] <= 1.0
+        assert record["episodes"] == 4
+        assert record["wall_time_s"] > 0
+        by_steps.setdefault(record["env_steps"], set()).add(record["task"])
+    assert len(by_steps) >= 3
+    assert all(tasks == {"FetchReach-v4", "FetchPush-v4"} for tasks in by_steps.values())
+    assert max(by_steps) == 1200
+
+
+def test_training_metrics_are_streamed(finished_run: Path) -> None:
+    train = [r for r in read_metrics(finished_run) if r["event"] == "train"]
+    assert train
+    keys = set().union(*train)
+    for key in [
+        "losses/critic", "losses/actor", "losses/critic/FetchPush-v4", "q/mean",
+        "perf/env_steps_per_s", "perf/updates_per_s", "perf/policy_lag_updates",
+        "queues/episodes", "queues/metrics", "metrics/dropped",
+        "collect/success_rate/FetchReach-v4", "weights/FetchPush-v4",
+    ]:
+        assert key in keys, key
+    assert all(r["perf/policy_lag_updates"] >= 0 for r in train if "perf/policy_lag_updates" in r)
+
+
+def test_run_directory_holds_spec_checkpoint_plot_and_tensorboard(finished_run: Path) -> None:
+    assert (finished_run / "spec.yaml").is_file()
+    assert (finished_run / "checkpoints" / "latest.pt").is_file()
+    assert (finished_run / "success.png").stat().st_size > 1000
+    assert list((finished_run / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_eval_command_prints_success_per_task(finished_run: Path) -> None:
+    result = run_main("eval", "--checkpoint", str(finished_run / "checkpoints" / "latest.pt"),
+                      "--episodes", "3", timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rates = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(rates) == {"FetchReach-v4", "FetchPush-v4"}
+    assert all(abs(rate * 3 - round(rate * 3)) < 1e-5 for rate in rates.values())  # k of 3
+
+
+def test_eval_of_missing_checkpoint_exits_2(tmp_path: Path) -> None:
+    result = run_main("eval", "--checkpoint", str(tmp_path / "x.pt"), timeout=60)
+    assert result.returncode == 2 and "checkpoint not found" in result.stderr
+
+
+def test_resume_continues_counters_to_a_larger_budget(finished_run: Path) -> None:
+    before = read_metrics(finished_run)
+    result = run_main("--resume", str(finished_run), "--set", "budget.env_steps=1600", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = read_metrics(finished_run)[len(before):]
+    end = after[-1]
+    assert end["event"] == "end" and end["env_steps"] == 1600
+    assert end["updates"] == 400
+    assert end["wall_time_s"] > before[-1]["wall_time_s"]
+    assert min(r["env_steps"] for r in after if r["event"] == "eval") > 1200
+
+
+def test_new_run_refuses_an_existing_run_directory(finished_run: Path) -> None:
+    result = run_main("--spec", str(finished_run / "spec.yaml"), "--run-dir", str(finished_run))
+    assert result.returncode == 2 and "--resume" in result.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_saves_checkpoint_writes_end_line_and_exits(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "main.py", "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir),
+         "--set", "budget.env_steps=1000000", "--set", "eval.every_env_steps=300", *QUIET],
+        cwd=REPO, env=main_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            metrics = run_dir / "metrics.jsonl"
+            if metrics.exists() and '"eval"' in metrics.read_text():
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("no evaluation within 180 s")
+        stop_sent = time.monotonic()
+        os.killpg(process.pid, sig) if sig == signal.SIGINT else process.send_signal(sig)
+        process.wait(timeout=30)
+        assert time.monotonic() - stop_sent < 30
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, process.stderr.read().decode()[-3000:]
+    end = read_metrics(run_dir)[-1]
+    assert end["event"] == "end" and end["stopped"] is True
+    assert (run_dir / "checkpoints" / "latest.pt").is_file()
+    time.sleep(0.5)
+    assert live_processes_in_group(process.pid) == []
+
+
+def live_processes_in_group(pgid: int) -> list[int]:
+    """Pids in process group ``pgid`` that are not zombies (PID 1 may not reap here)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found

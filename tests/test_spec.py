@@ -1,0 +1,116 @@
+"""Spec validation: bad input exits 2 with one line naming the file and key; overrides work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+from agent.spec import SpecError, load_spec
+from tests.conftest import run_main
+
+VALID = """
+tasks: [FetchReach-v4]
+budget: {env_steps: 1000}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return path
+
+
+BAD_SPECS = [
+    ("tasks: [FetchReach-v4]\nbudget: {env_steps: 10}\nfoo: 1\n", "unknown key 'foo'"),
+    ("tasks: [FetchReach-v4]\nbudget: {env_steps: 10}\nlearner: {bogus: 1}\n",
+     "unknown key 'learner.bogus'"),
+    ("tasks: [FetchReach-v4]\nbudget: {env_steps: 10}\nobservers: two\n", "observers"),
+    ("tasks: [FetchFly-v4]\nbudget: {env_steps: 10}\n", "unknown env id 'FetchFly-v4'"),
+    ("tasks: [FetchReach-v4]\nbudget: {env_steps: 0}\n", "budget.env_steps"),
+    ("tasks: [FetchReach-v4]\nbudget: {env_steps: -5}\n", "budget.env_steps"),
+    ("tasks: [FetchReach-v4]\n", "missing required key 'budget'"),
+    ("tasks: [FetchReach-v4\nbudget: {env_steps: 10}\n", "malformed YAML at line"),
+    ("- just\n- a list\n", "must be a mapping"),
+    ("tasks: []\nbudget: {env_steps: 10}\n", "tasks"),
+]
+
+
+@pytest.mark.parametrize("text, expected", BAD_SPECS)
+def test_bad_spec_exits_2_naming_file_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+    assert main(["--spec", str(path), "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    assert str(path) in err and expected in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("learner.nope=1", "no spec key 'learner.nope'"),
+        ("nope.deeper=1", "no spec key 'nope'"),
+        ("observers=abc", "observers"),
+        ("novalue", "expected KEY=VALUE"),
+    ],
+)
+def test_bad_override_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, override: str, expected: str
+) -> None:
+    path = write(tmp_path, VALID)
+    assert main(["--spec", str(path), "--set", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and "\n" not in err
+
+
+def test_missing_spec_file_exits_2_from_the_command_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    result = run_main("--spec", str(missing), timeout=120)
+    assert result.returncode == 2
+    assert f"{missing}: spec file not found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_key_exits_2_from_the_command_line(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID + "learner: {lr: 3}\n")
+    result = run_main("--spec", str(path), timeout=120)
+    assert result.returncode == 2
+    assert "unknown key 'learner.lr'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_overrides_parse_yaml_values(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID)
+    spec = load_spec(path, [
+        "tasks=[FetchReach-v4,FetchPush-v4]",
+        "learner.hidden_sizes=[32, 32]",
+        "replay.her.strategy=final",
+        "metrics.wandb.mode=disabled",
+        "budget.env_steps=5000",
+    ])
+    assert spec.tasks == ["FetchReach-v4", "FetchPush-v4"]
+    assert spec.learner.hidden_sizes == [32, 32]
+    assert spec.replay.her.strategy == "final"
+    assert spec.metrics.wandb.mode == "disabled"
+    assert spec.budget.env_steps == 5000
+
+
+def test_defaults_fill_unspecified_keys(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, VALID))
+    assert spec.replay.her.strategy == "future" and spec.replay.her.k == 4
+    assert spec.learner.algo == "td3"
+    assert spec.distributed.master_addr == "127.0.0.1"
+
+
+def test_shipped_specs_are_valid() -> None:
+    root = Path(__file__).resolve().parents[1] / "specs"
+    for path in sorted(root.glob("*.yaml")):
+        load_spec(path)
+
+
+def test_duplicate_tasks_rejected(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="each task may appear once"):
+        load_spec(write(tmp_path, "tasks: [FetchReach-v4, FetchReach-v4]\nbudget: {env_steps: 9}"))

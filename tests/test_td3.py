@@ -1,0 +1,129 @@
+"""TD3 update: target, per-task combination, delayed actor, targets, gradient-sync seam."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from agent.spec import Learner
+from agent.td3 import Batch, TD3Learner, combine, per_task_mean, td3_target
+
+
+def test_target_uses_min_of_twin_critics_and_discount() -> None:
+    reward = torch.tensor([-1.0, 0.0])
+    q1, q2 = torch.tensor([-5.0, -2.0]), torch.tensor([-3.0, -4.0])
+    assert torch.allclose(td3_target(reward, q1, q2, 0.9), torch.tensor([-5.5, -3.6]))
+    assert torch.allclose(td3_target(reward, q1, None, 0.9), torch.tensor([-5.5, -1.8]))
+
+
+def test_target_is_clipped_to_return_range() -> None:
+    gamma = 0.98
+    target = td3_target(torch.tensor([-1.0, 0.0]), torch.tensor([-100.0, 3.0]), None, gamma)
+    assert target.tolist() == pytest.approx([-1 / (1 - gamma), 0.0])
+
+
+def test_per_task_mean_and_weighted_combination() -> None:
+    values = torch.tensor([1.0, 3.0, 10.0, 0.0])
+    task = torch.tensor([0, 0, 1, 1])
+    per_task = per_task_mean(values, task, 3)
+    assert per_task.tolist() == [2.0, 5.0, 0.0]
+    present = torch.tensor([1.0, 1.0, 0.0])
+    assert combine(per_task, torch.tensor([0.5, 0.25, 0.25]), present).item() == pytest.approx(3.0)
+    # a task absent from the batch gets no weight; the others are renormalized
+    assert combine(per_task, torch.tensor([1 / 3] * 3), present).item() == pytest.approx(3.5)
+
+
+def make_batch(n: int = 32, dim: int = 6, tasks: int = 2, seed: int = 0) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    return Batch(
+        obs=torch.randn(n, dim, generator=g),
+        action=torch.rand(n, 4, generator=g) * 2 - 1,
+        reward=-(torch.rand(n, generator=g) > 0.5).float(),
+        next_obs=torch.randn(n, dim, generator=g),
+        task=torch.arange(n) % tasks,
+    )
+
+
+def make_learner(**overrides) -> TD3Learner:
+    torch.manual_seed(0)
+    config = Learner(hidden_sizes=[16, 16], **overrides)
+    return TD3Learner(6, 4, 2, config, torch.device("cpu"))
+
+
+def params(module: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in module.parameters()]).clone()
+
+
+def test_actor_and_targets_update_only_every_policy_delay() -> None:
+    learner = make_learner(policy_delay=2)
+    actor0, target0 = params(learner.actor), params(learner.actor_target)
+    critic0 = params(learner.critics)
+    out = learner.update(make_batch(), torch.tensor([0.5, 0.5]))
+    assert "losses/actor" not in out
+    assert torch.equal(params(learner.actor), actor0)
+    assert torch.equal(params(learner.actor_target), target0)
+    assert not torch.equal(params(learner.critics), critic0)
+    out = learner.update(make_batch(seed=1), torch.tensor([0.5, 0.5]))
+    assert "losses/actor" in out
+    assert not torch.equal(params(learner.actor), actor0)
+    assert not torch.equal(params(learner.actor_target), target0)
+
+
+def test_soft_update_moves_targets_by_tau() -> None:
+    learner = make_learner(policy_delay=1, tau=0.25)
+    before = params(learner.actor_target)
+    learner.update(make_batch(), torch.tensor([0.5, 0.5]))
+    expected = before + 0.25 * (params(learner.actor) - before)
+    assert torch.allclose(params(learner.actor_target), expected, atol=1e-6)
+
+
+def test_ddpg_has_one_critic_and_updates_actor_every_step() -> None:
+    learner = make_learner(algo="ddpg")
+    assert len(learner.critics) == 1
+    assert "losses/actor" in learner.update(make_batch(), torch.tensor([0.5, 0.5]))
+
+
+def test_grad_sync_sees_every_network_before_the_step() -> None:
+    seen = []
+
+    def sync(module: torch.nn.Module) -> None:
+        seen.append(all(p.grad is not None for p in module.parameters()))
+
+    learner = make_learner(policy_delay=1)
+    learner.grad_sync = sync
+    learner.update(make_batch(), torch.tensor([0.5, 0.5]))
+    assert seen == [True, True]
+
+
+def test_task_weights_decide_which_task_the_critic_fits() -> None:
+    """With all weight on task 0, task 1's rows produce no critic gradient."""
+    learner = make_learner(target_noise=0.0)
+    batch = make_batch()
+    learner.update(batch, torch.tensor([1.0, 0.0]))
+    grads_w0 = [p.grad.clone() for p in learner.critics.parameters()]
+    learner2 = make_learner(target_noise=0.0)
+    mask = batch.task == 0
+    task0 = Batch(*(t[mask] for t in vars(batch).values()))
+    learner2.update(task0, torch.tensor([1.0, 0.0]))
+    for a, b in zip(grads_w0, (p.grad for p in learner2.critics.parameters()), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_state_dict_round_trip_restores_networks_and_counter() -> None:
+    learner = make_learner()
+    for seed in range(3):
+        learner.update(make_batch(seed=seed), torch.tensor([0.5, 0.5]))
+    clone = make_learner()
+    clone.load_state_dict(learner.state_dict())
+    assert clone.updates == 3
+    assert torch.equal(params(clone.actor), params(learner.actor))
+    assert torch.equal(params(clone.critics_target), params(learner.critics_target))
+
+
+def test_actor_copy_for_observers_is_detached_and_on_cpu() -> None:
+    learner = make_learner()
+    copy = learner.actor_state_cpu()
+    first = next(iter(copy))
+    copy[first].add_(1.0)
+    assert not torch.equal(copy[first], learner.actor.state_dict()[first])
+    assert all(t.device.type == "cpu" and not t.requires_grad for t in copy.values())
