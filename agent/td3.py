@@ -131,9 +131,10 @@ class TD3Learner:
         self, batch: Batch, weights: torch.Tensor, present: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         action = self.actor(batch.obs)
-        per_row = -self.critics[0](batch.obs, action) + self.config.action_l2 * action.pow(2).mean(
-            -1
-        )
+        self.critics.requires_grad_(False)  # the actor step needs no critic weight gradients
+        q = self.critics[0](batch.obs, action)
+        self.critics.requires_grad_(True)
+        per_row = -q + self.config.action_l2 * action.pow(2).mean(-1)
         actor_per_task = per_task_mean(per_row, batch.task, self.num_tasks)
         actor_loss = combine(actor_per_task, weights, present)
         self.actor_opt.zero_grad(set_to_none=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import warnings
 from typing import Protocol
 
 import torch.distributed.rpc as rpc
@@ -11,6 +12,9 @@ import torch.distributed.rpc as rpc
 from observer.messages import Order, OrderResult
 
 AGENT_NAME = "agent"
+
+# init_rpc's internal barrier uses a Gloo group the deprecated way; nothing for users to do.
+warnings.filterwarnings("ignore", message="You are using a Backend", category=UserWarning)
 
 
 def observer_name(rank: int) -> str:

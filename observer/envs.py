@@ -30,6 +30,11 @@ class TaskShape:
 
 def _register_robotics() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
+    # gymnasium-robotics prints a notice about Adroit reward versions on import; we use no
+    # Adroit env, so drop that notice instead of printing it once per process.
+    from farama_notifications import notifications
+
+    notifications.pop("gymnasium_robotics", None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import gymnasium_robotics

@@ -89,7 +89,8 @@ class Rollout:
         horizon = self.shapes[index].horizon
         env = self._vector_env(task, width)
         obs, _ = env.reset(seed=[int(s) for s in rng.integers(0, 2**31 - 1, width)])
-        observations, achieved, desired, actions = [obs["observation"]], [obs["achieved_goal"]], [], []
+        observations, achieved = [obs["observation"]], [obs["achieved_goal"]]
+        desired, actions = [], []
         info: dict = {}
         for _ in range(horizon):
             goal = obs["desired_goal"]

@@ -1,0 +1,17 @@
+# CPU image; the same scripts/install.sh as CI and the README quick start.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    MUJOCO_GL=egl \
+    WANDB_MODE=offline
+
+RUN useradd --create-home --uid 1000 rl
+WORKDIR /home/rl/app
+COPY --chown=rl:rl . .
+USER 1000:1000
+RUN bash scripts/install.sh
+ENV PATH=/home/rl/app/.venv/bin:$PATH
+
+ENTRYPOINT ["python", "main.py"]
+CMD ["--spec", "specs/fetch_mt.yaml"]

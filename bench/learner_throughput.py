@@ -1,0 +1,121 @@
+"""Learner updates/s: our multi-task TD3 update against a plain PyTorch TD3 update.
+
+The plain update is written the obvious way (CleanRL style: two critic modules, one
+optimizer over both, Python loops for the Polyak average). Both run on the same batch,
+interleaved, in one process, one thread; the ratio is what to compare across machines.
+
+    python bench/learner_throughput.py [--batch-size 256] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import time
+
+import torch
+import torch.nn.functional as F
+
+from agent.networks import Actor, Critic
+from agent.spec import Learner
+from agent.td3 import Batch, TD3Learner
+
+INPUT_DIM, ACTION_DIM, NUM_TASKS = 25 + 3 + 3, 4, 3
+
+
+class PlainTD3:
+    """The obvious single-loss TD3 update, as a reference point."""
+
+    def __init__(self, cfg: Learner) -> None:
+        hidden = cfg.hidden_sizes
+        self.cfg = cfg
+        self.actor = Actor(INPUT_DIM, ACTION_DIM, hidden)
+        self.qf1, self.qf2 = Critic(INPUT_DIM, ACTION_DIM, hidden), Critic(
+            INPUT_DIM, ACTION_DIM, hidden
+        )
+        self.actor_t = copy.deepcopy(self.actor)
+        self.qf1_t, self.qf2_t = copy.deepcopy(self.qf1), copy.deepcopy(self.qf2)
+        self.q_opt = torch.optim.Adam(
+            list(self.qf1.parameters()) + list(self.qf2.parameters()), lr=cfg.critic_lr
+        )
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.step = 0
+
+    def update(self, b: Batch) -> None:
+        cfg = self.cfg
+        with torch.no_grad():
+            noise = (torch.randn_like(b.action) * cfg.target_noise).clamp(
+                -cfg.target_noise_clip, cfg.target_noise_clip
+            )
+            next_a = (self.actor_t(b.next_obs) + noise).clamp(-1, 1)
+            min_q = torch.min(self.qf1_t(b.next_obs, next_a), self.qf2_t(b.next_obs, next_a))
+            y = (b.reward + cfg.gamma * min_q).clamp(-1 / (1 - cfg.gamma), 0)
+        loss = F.mse_loss(self.qf1(b.obs, b.action), y) + F.mse_loss(self.qf2(b.obs, b.action), y)
+        self.q_opt.zero_grad()
+        loss.backward()
+        self.q_opt.step()
+        self.step += 1
+        if self.step % cfg.policy_delay == 0:
+            a = self.actor(b.obs)
+            actor_loss = -self.qf1(b.obs, a).mean() + cfg.action_l2 * a.pow(2).mean()
+            self.actor_opt.zero_grad()
+            actor_loss.backward()
+            self.actor_opt.step()
+            for net, tgt in ((self.actor, self.actor_t), (self.qf1, self.qf1_t),
+                             (self.qf2, self.qf2_t)):
+                for p, tp in zip(net.parameters(), tgt.parameters(), strict=True):
+                    tp.data.copy_(cfg.tau * p.data + (1 - cfg.tau) * tp.data)
+
+
+def random_batch(n: int) -> Batch:
+    return Batch(
+        obs=torch.randn(n, INPUT_DIM),
+        action=torch.rand(n, ACTION_DIM) * 2 - 1,
+        reward=-(torch.rand(n) > 0.5).float(),
+        next_obs=torch.randn(n, INPUT_DIM),
+        task=torch.arange(n) % NUM_TASKS,
+    )
+
+
+def rate(fn, seconds: float) -> float:
+    for _ in range(20):
+        fn()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn()
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batch-size", type=int, default=Learner().batch_size)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    cfg = Learner()
+    ours = TD3Learner(INPUT_DIM, ACTION_DIM, NUM_TASKS, cfg, torch.device("cpu"))
+    plain = PlainTD3(cfg)
+    batch = random_batch(args.batch_size)
+    weights = torch.full((NUM_TASKS,), 1 / NUM_TASKS)
+    ours_rates, plain_rates = [], []
+    for _ in range(args.repeats):
+        ours_rates.append(rate(lambda: ours.update(batch, weights), args.seconds))
+        plain_rates.append(rate(lambda: plain.update(batch), args.seconds))
+    ours_best, plain_best = max(ours_rates), max(plain_rates)
+    print(json.dumps({
+        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
+                   "1 thread",
+        "batch_size": args.batch_size,
+        "hidden_sizes": cfg.hidden_sizes,
+        "ours_updates_per_s": round(ours_best, 1),
+        "plain_updates_per_s": round(plain_best, 1),
+        "ratio_ours_over_plain": round(ours_best / plain_best, 3),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""Does it learn: FetchReach through the full product path (main.py, RPC observers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import QUIET, read_metrics, run_main
+
+
+def test_fetch_reach_reaches_90_percent_within_10k_env_steps(tmp_path: Path) -> None:
+    run_dir = tmp_path / "reach"
+    result = run_main(
+        "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir),
+        "--set", "budget.env_steps=5000", "--set", "eval.episodes=20", *QUIET, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    evals = [r for r in read_metrics(run_dir) if r["event"] == "eval"]
+    final = evals[-1]
+    assert final["env_steps"] == 5000
+    assert final["success_rate"] >= 0.9, evals

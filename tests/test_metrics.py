@@ -1,0 +1,94 @@
+"""Metrics pipeline: never blocks producers, counts drops, reliable records get through."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.metrics import MetricsPipeline
+from agent.sinks import JsonlSink, TensorBoardSink, WandbSink, _scalars
+
+
+class SlowSink:
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+
+    def write(self, record: dict) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        pass
+
+
+def test_full_queue_drops_and_counts_but_reliable_records_wait() -> None:
+    sink = SlowSink()
+
+    async def scenario() -> MetricsPipeline:
+        pipeline = MetricsPipeline([sink], queue_size=3)
+        for i in range(10):  # consumer not started: the queue fills
+            pipeline.emit({"event": "train", "i": i})
+        assert pipeline.dropped == 7
+        pipeline.start()
+        await pipeline.emit_reliable({"event": "end"})
+        await pipeline.close()
+        return pipeline
+
+    pipeline = asyncio.run(scenario())
+    assert [r.get("i") for r in sink.records] == [0, 1, 2, None]
+    assert pipeline.dropped == 7
+
+
+def test_emit_returns_without_waiting_for_sinks() -> None:
+    class Blocking(SlowSink):
+        def write(self, record: dict) -> None:
+            import time
+
+            time.sleep(0.2)
+
+    async def scenario() -> float:
+        pipeline = MetricsPipeline([Blocking()], queue_size=100)
+        pipeline.start()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i in range(50):
+            pipeline.emit({"i": i})
+        elapsed = loop.time() - start
+        await pipeline.close()
+        return elapsed
+
+    assert asyncio.run(scenario()) < 0.1
+
+
+def test_jsonl_sink_writes_one_object_per_line(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path / "m.jsonl")
+    sink.write({"event": "eval", "task": "FetchReach-v4", "success_rate": 0.5})
+    sink.write({"event": "end", "env_steps": 10})
+    sink.close()
+    lines = (tmp_path / "m.jsonl").read_text().splitlines()
+    assert [json.loads(line)["event"] for line in lines] == ["eval", "end"]
+
+
+def test_eval_scalars_are_namespaced_by_task() -> None:
+    record = {"event": "eval", "task": "FetchPush-v4", "env_steps": 5, "success_rate": 0.25}
+    assert _scalars(record) == {"eval/FetchPush-v4/success_rate": 0.25}
+
+
+def test_tensorboard_sink_writes_event_file(tmp_path: Path) -> None:
+    sink = TensorBoardSink(tmp_path / "tb")
+    sink.write({"event": "train", "env_steps": 100, "losses/critic": 0.5})
+    sink.close()
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_wandb_sink_runs_offline_without_network_or_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    sink = WandbSink(tmp_path, "offline", "fetch-mt-test", None, {"seed": 1}, run_id="t1")
+    sink.write({"event": "train", "env_steps": 100, "losses/critic": 0.5})
+    sink.close()
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert runs and list(runs[0].glob("*.wandb"))
