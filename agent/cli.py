@@ -70,9 +70,31 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Spec, Path, dict | None]:
     checkpoint = run_dir / "checkpoints" / LATEST
     if not checkpoint.is_file():
         raise UsageError(f"{checkpoint}: no checkpoint to resume from")
+    try:
+        state = load_checkpoint(checkpoint)
+    except Exception as exc:
+        raise UsageError(f"{checkpoint}: cannot load checkpoint ({exc})") from None
     spec = load_spec(run_dir / "spec.yaml", args.overrides)
+    _check_same_model(spec, state["spec"], checkpoint)
     dump_spec(spec, run_dir / "spec.yaml")
-    return spec, run_dir, load_checkpoint(checkpoint)
+    return spec, run_dir, state
+
+
+MODEL_KEYS = ("tasks", "learner.algo", "learner.hidden_sizes")
+"""Spec keys that shape the networks: a resume cannot change them."""
+
+
+def _check_same_model(spec: Spec, saved: dict, checkpoint: Path) -> None:
+    current = spec.model_dump(mode="json")
+    for key in MODEL_KEYS:
+        old, new = saved, current
+        for part in key.split("."):
+            old, new = old[part], new[part]
+        if old != new:
+            raise UsageError(
+                f"{checkpoint}: {key} is {old!r} in the checkpoint, {new!r} now; "
+                "a resume cannot change the model (start a new run)"
+            )
 
 
 def _run_eval(argv: list[str]) -> int:
@@ -93,7 +115,6 @@ def _run_train(argv: list[str]) -> int:
         raise UsageError("--run-dir: not allowed with --resume (the run directory is given)")
     spec, run_dir, resume_state = _prepare_train(args)
     from agent.launcher import train_local
-    from agent.plotting import plot_success
     from agent.principal import RunError
 
     print(f"run directory: {run_dir}", file=sys.stderr)
@@ -103,10 +124,20 @@ def _run_train(argv: list[str]) -> int:
         print(f"error: {exc} (checkpoint and metrics saved in {run_dir})", file=sys.stderr)
         return 1
     finally:
-        if (run_dir / "metrics.jsonl").exists():
-            plot_success(run_dir / "metrics.jsonl", run_dir / "success.png")
+        _plot(run_dir)
     print(json.dumps(end))
     return 0
+
+
+def _plot(run_dir: Path) -> None:
+    from agent.plotting import plot_success
+
+    if not (run_dir / "metrics.jsonl").exists():
+        return
+    try:
+        plot_success(run_dir / "metrics.jsonl", run_dir / "success.png")
+    except Exception as exc:  # a missing plot must not hide how the run ended
+        print(f"warning: could not write success.png: {exc!r}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

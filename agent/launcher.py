@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import sys
 from pathlib import Path
 
 import torch
 import torch.distributed.rpc as rpc
 
 from agent.metrics import MetricsPipeline, Record
-from agent.principal import Principal
+from agent.principal import Principal, RunError
 from agent.sinks import JsonlSink, ProgressSink, TensorBoardSink, WandbSink
 from agent.spec import Spec
 from agent.transport import AGENT_NAME, RpcTransport, free_port, observer_name, rpc_options
 from observer.worker import run_observer
 
-JOIN_TIMEOUT_S = 20.0
+JOIN_TIMEOUT_S = 10.0
 
 
 def build_metrics(spec: Spec, run_dir: Path, initial_env_steps: int) -> MetricsPipeline:
@@ -55,20 +56,39 @@ def train_local(spec: Spec, run_dir: Path, resume_state: dict | None = None) -> 
         process.start()
     try:
         principal = _build_principal(spec, run_dir, resume_state)
-        rpc.init_rpc(
-            AGENT_NAME, rank=0, world_size=world_size,
-            rpc_backend_options=rpc_options(dist.master_addr, port, dist.start_timeout_s),
-        )
         try:
-            return asyncio.run(principal.run())
+            rpc.init_rpc(
+                AGENT_NAME, rank=0, world_size=world_size,
+                rpc_backend_options=rpc_options(dist.master_addr, port, dist.start_timeout_s),
+            )
+        except Exception as exc:
+            dead = [p.name for p in processes if not p.is_alive()]
+            raise RunError(
+                f"observers did not join at {dist.master_addr}:{port} within "
+                f"{dist.start_timeout_s:.0f} s (exited: {dead or 'none'}): {exc}"
+            ) from exc
+        graceful = False
+        try:
+            end = asyncio.run(principal.run())
+            graceful = True
+            return end
         finally:
-            rpc.shutdown()
+            _shutdown_rpc(graceful)
     finally:
         for process in processes:
             process.join(JOIN_TIMEOUT_S)
             if process.is_alive():
                 process.terminate()
                 process.join(5)
+
+
+def _shutdown_rpc(graceful: bool) -> None:
+    """One ``rpc.shutdown``: graceful after a clean run, immediate after a failure (a dead
+    peer would make the graceful barrier fail). Never a second call."""
+    try:
+        rpc.shutdown(graceful=graceful)
+    except Exception as exc:
+        print(f"warning: RPC shutdown was not clean: {exc!r}", file=sys.stderr)
 
 
 def _build_principal(spec: Spec, run_dir: Path, resume_state: dict | None) -> Principal:

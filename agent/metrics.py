@@ -7,6 +7,7 @@ Evaluation and end records use ``emit_reliable``, which waits for room instead.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -28,6 +29,7 @@ class MetricsPipeline:
         self.sinks = list(sinks)
         self.queue: asyncio.Queue[Record | None] = asyncio.Queue(queue_size)
         self.dropped = 0
+        self.failed_sinks: list[str] = []
         self._consumer: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -49,8 +51,14 @@ class MetricsPipeline:
             await asyncio.to_thread(self._write_all, record)
 
     def _write_all(self, record: Record) -> None:
-        for sink in self.sinks:
-            sink.write(record)
+        for sink in list(self.sinks):
+            try:
+                sink.write(record)
+            except Exception as exc:  # one broken sink must not stop the others or the run
+                self.sinks.remove(sink)
+                self.failed_sinks.append(type(sink).__name__)
+                print(f"warning: metrics sink {type(sink).__name__} failed and is disabled: "
+                      f"{exc!r}", file=sys.stderr)
 
     async def close(self) -> None:
         """Drain everything queued, then close the sinks."""
@@ -58,4 +66,7 @@ class MetricsPipeline:
             await self.queue.put(None)
             await self._consumer
         for sink in self.sinks:
-            sink.close()
+            try:
+                sink.close()
+            except Exception as exc:
+                print(f"warning: closing {type(sink).__name__} failed: {exc!r}", file=sys.stderr)

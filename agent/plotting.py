@@ -12,7 +12,10 @@ def eval_curves(metrics_path: Path) -> dict[str, list[tuple[int, float]]]:
     curves: dict[str, list[tuple[int, float]]] = defaultdict(list)
     with open(metrics_path) as lines:
         for line in lines:
-            record = json.loads(line)
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a partial line from a killed run
+                continue
             if record.get("event") == "eval":
                 curves[record["task"]].append((record["env_steps"], record["success_rate"]))
     return dict(curves)

@@ -32,6 +32,8 @@ from observer.envs import family_of
 from observer.messages import EpisodeBatch, Order, OrderResult, PolicySnapshot
 
 EVAL_SEED_OFFSET = 1_000_003
+STOP_GRACE_S = 10.0
+"""After a stop request, how long in-flight orders may still arrive and be stored."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -94,6 +96,8 @@ class Principal:
         self._window = _Window(len(self.tasks))
         self._start = time.monotonic()
         self._progress: asyncio.Condition | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._force_stop: asyncio.Event | None = None
         self._episode_queue: asyncio.Queue[tuple[OrderResult, int] | None] | None = None
         self._last_eval_steps = -1
 
@@ -144,18 +148,38 @@ class Principal:
 
     # -------------------------------------------------------------- run loop
     async def run(self) -> Record:
-        """Train to the budget (or a stop request); returns the end record."""
+        """Train to the budget (or a stop request); returns the end record.
+
+        Whatever happens (budget reached, stop signal, error in any part), the final
+        checkpoint and the ``end`` record are written before this returns or raises.
+        """
         loop = asyncio.get_running_loop()
         self._start = time.monotonic()
         self._progress = asyncio.Condition()
         self._episode_queue = asyncio.Queue(self.spec.collect.episode_queue_size)
+        self._stop_requested = asyncio.Event()
+        self._force_stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop)
         self.metrics.start()
-        slots = [
+        drive = asyncio.create_task(self._drive())
+        try:
+            await self._supervise(drive)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            end = await self._finish()
+        if self.errors:
+            raise RunError(f"run stopped after an error: {self.errors[0]!r}") from self.errors[0]
+        return end
+
+    async def _drive(self) -> None:
+        """Collection slots, consumer, evaluator and learner, to the budget or a stop."""
+        assert self._episode_queue is not None
+        slots = [  # interleaved, so that a rate-limited run still feeds every observer
             asyncio.create_task(self._guard(self._collect_slot(observer)))
-            for observer in self.observers
             for _ in range(self.spec.collect.orders_in_flight)
+            for observer in self.observers
         ]
         consumer = asyncio.create_task(self._guard(self._consume()))
         evaluator = asyncio.create_task(self._guard(self._evaluate_loop()))
@@ -169,32 +193,63 @@ class Principal:
             if not self.stopping and self._last_eval_steps != self.env_steps:
                 await self._guard(self._evaluate())
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
             for task in (*slots, consumer, evaluator):
                 task.cancel()
+            await asyncio.gather(*slots, consumer, evaluator, return_exceptions=True)
+
+    async def _supervise(self, drive: asyncio.Task) -> None:
+        """Let ``drive`` finish; after a stop, give in-flight orders a bounded grace period.
+
+        The grace period is zero after an error and ends early on a second signal.
+        """
+        assert self._stop_requested is not None and self._force_stop is not None
+        stopped = asyncio.create_task(self._stop_requested.wait())
+        forced = asyncio.create_task(self._force_stop.wait())
+        try:
+            await asyncio.wait({drive, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not drive.done():
+                grace = 0.0 if self.errors else STOP_GRACE_S
+                await asyncio.wait({drive, forced}, timeout=grace,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            if not drive.done():
+                drive.cancel()
+            await asyncio.gather(drive, return_exceptions=True)
+        finally:
+            stopped.cancel()
+            forced.cancel()
+
+    async def _finish(self) -> Record:
+        """Final checkpoint, the end record, metrics flushed."""
+        try:
             self.checkpoint()
-            end = {
-                "event": "end",
-                "env_steps": self.env_steps,
-                "wall_time_s": round(self.wall_time(), 3),
-                "updates": self.learner.updates,
-                "episodes": self.episodes,
-                "stopped": self.stopping,
-                "episodes_by_observer": self.episodes_by_observer,
-                "metrics_dropped": self.metrics.dropped,
-            }
-            if self.errors:
-                end["error"] = repr(self.errors[0])
-            await self.metrics.emit_reliable(end)
-            await self.metrics.close()
+        except OSError as exc:
+            self.errors.append(exc)
+        end = {
+            "event": "end",
+            "env_steps": self.env_steps,
+            "wall_time_s": round(self.wall_time(), 3),
+            "updates": self.learner.updates,
+            "episodes": self.episodes,
+            "stopped": self.stopping,
+            "episodes_by_observer": self.episodes_by_observer,
+            "metrics_dropped": self.metrics.dropped,
+        }
         if self.errors:
-            raise RunError(f"run stopped after an error: {self.errors[0]!r}") from self.errors[0]
+            end["error"] = repr(self.errors[0])
+        await self.metrics.emit_reliable(end)
+        await self.metrics.close()
         return end
 
     def request_stop(self) -> None:
-        """Stop collecting and training; in-flight episodes are still stored."""
+        """Stop collecting and training; in-flight episodes are still stored.
+
+        A second request (a second Ctrl-C) stops without waiting for them.
+        """
+        assert self._stop_requested is not None and self._force_stop is not None
+        if self.stopping:
+            self._force_stop.set()
         self.stopping = True
+        self._stop_requested.set()
         asyncio.get_running_loop().create_task(self._notify())
 
     async def _guard(self, coro) -> None:
@@ -288,6 +343,7 @@ class Principal:
                 every = self.spec.checkpoint.every_env_steps
                 self.next_checkpoint = (self.env_steps // every + 1) * every
             await self._notify()
+            await asyncio.sleep(0)
 
     def _store(self, batch: EpisodeBatch) -> None:
         task = self.tasks.index(batch.task)
@@ -319,6 +375,7 @@ class Principal:
             if self._may_update():
                 self._update_once()
                 await self._notify()
+                await asyncio.sleep(0)  # let replies, dispatch and signals in between updates
                 continue
             if self._learning_finished():
                 return
@@ -359,9 +416,10 @@ class Principal:
     async def _evaluate_loop(self) -> None:
         while True:
             await self._wait_until(
-                lambda: self.env_steps >= self.next_eval or self._learning_finished()
+                lambda: self.stopping or self.env_steps >= self.next_eval
+                or self._learning_finished()
             )
-            if self._learning_finished():
+            if self.stopping or self._learning_finished():
                 return
             await self._evaluate()
 

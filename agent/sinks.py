@@ -25,7 +25,12 @@ class JsonlSink:
     """One JSON object per line, flushed per record so a killed run keeps its lines."""
 
     def __init__(self, path: Path) -> None:
+        partial = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(
+            b"\n"
+        )
         self._file = open(path, "a", buffering=1)  # noqa: SIM115 (closed in close())
+        if partial:  # a killed run left half a line: end it so the next record parses
+            self._file.write("\n")
 
     def write(self, record: Record) -> None:
         self._file.write(json.dumps(record) + "\n")

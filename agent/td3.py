@@ -37,8 +37,13 @@ class Batch:
 def per_task_mean(values: torch.Tensor, task: torch.Tensor, num_tasks: int) -> torch.Tensor:
     """Mean of ``values`` over the rows of each task (0 for a task with no rows)."""
     sums = torch.zeros(num_tasks, device=values.device).index_add_(0, task, values)
-    counts = torch.bincount(task, minlength=num_tasks).clamp_min(1)
-    return sums / counts
+    return sums / task_counts(task, num_tasks).clamp_min(1)
+
+
+def task_counts(task: torch.Tensor, num_tasks: int) -> torch.Tensor:
+    """Rows per task as floats (``index_add_`` rather than ``bincount``: no device sync)."""
+    ones = torch.ones_like(task, dtype=torch.float32)
+    return torch.zeros(num_tasks, device=task.device).index_add_(0, task, ones)
 
 
 def combine(per_task: torch.Tensor, weights: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
@@ -93,7 +98,7 @@ class TD3Learner:
         """
         cfg = self.config
         weights = task_weights.to(self.device)
-        present = (torch.bincount(batch.task, minlength=self.num_tasks) > 0).float()
+        present = (task_counts(batch.task, self.num_tasks) > 0).float()
         with torch.no_grad():
             next_action = self.actor_target(batch.next_obs)
             if self.twin:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import warnings
 from typing import Protocol
@@ -60,7 +61,9 @@ class RpcTransport:
                 value, error = fut.wait(), None
             except Exception as exc:  # the remote error or a timeout, re-raised on the loop
                 value, error = None, exc
-            loop.call_soon_threadsafe(_settle, result, value, error)
+            # the loop is closed if the run ended while this order was in flight
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, result, value, error)
 
         reply.add_done_callback(deliver)
         return result

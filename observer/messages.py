@@ -33,7 +33,7 @@ class EpisodeBatch:
     """``n`` whole episodes of one task, arrays with a leading episode axis.
 
     ``obs`` and ``achieved_goal`` have ``horizon + 1`` steps, ``desired_goal`` and
-    ``actions`` have ``horizon``; ``success`` is ``is_success`` at the last step.
+    ``actions`` have ``horizon``; ``success`` (bool) is ``is_success`` at the last step.
     """
 
     task: str

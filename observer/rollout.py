@@ -107,7 +107,7 @@ class Rollout:
             "achieved_goal": np.stack(achieved, 1).astype(np.float32),
             "desired_goal": np.stack(desired, 1).astype(np.float32),
             "actions": np.stack(actions, 1).astype(np.float32),
-            "success": np.asarray(info["is_success"], np.float32),
+            "success": np.asarray(info["is_success"]) > 0.5,
         }
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import signal
+import sys
 import threading
 import time
 
@@ -49,8 +50,8 @@ class ObserverService:
     def run(self, order: Order) -> OrderResult:
         """Collect every episode ``order`` asks for, with its policy snapshot if it has one."""
         start = time.perf_counter()
-        if order.policy is not None:
-            self.policy.load(order.policy)
+        if order.policy is not None and order.policy.version >= self.policy.version:
+            self.policy.load(order.policy)  # orders may arrive reordered: never go back
         rng = np.random.default_rng(order.seed)
         batches = [self.rollout.collect(task, n, order.explore, rng) for task, n in order.tasks]
         return OrderResult(order.order_id, self.name, batches, time.perf_counter() - start)
@@ -91,6 +92,8 @@ def run_observer(spec_data: dict, rank: int, world_size: int, addr: str, port: i
     options = rpc_options(addr, port, spec.distributed.start_timeout_s)
     rpc.init_rpc(name, rank=rank, world_size=world_size, rpc_backend_options=options)
     try:
-        rpc.shutdown()
+        rpc.shutdown()  # serves orders until the agent shuts the group down
+    except Exception as exc:  # the agent stopped without the graceful barrier
+        print(f"{name}: agent gone ({exc.__class__.__name__}); exiting", file=sys.stderr)
     finally:
         _SERVICE.close()

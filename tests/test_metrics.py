@@ -92,3 +92,32 @@ def test_wandb_sink_runs_offline_without_network_or_key(
     sink.close()
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert runs and list(runs[0].glob("*.wandb"))
+
+
+def test_a_failing_sink_is_disabled_and_the_others_keep_going() -> None:
+    class Broken(SlowSink):
+        def write(self, record: dict) -> None:
+            raise OSError("disk full")
+
+    good = SlowSink()
+
+    async def scenario() -> MetricsPipeline:
+        pipeline = MetricsPipeline([Broken(), good], queue_size=10)
+        pipeline.start()
+        pipeline.emit({"i": 1})
+        await pipeline.emit_reliable({"event": "end"})
+        await pipeline.close()
+        return pipeline
+
+    pipeline = asyncio.run(scenario())
+    assert good.records == [{"i": 1}, {"event": "end"}]
+    assert pipeline.failed_sinks == ["Broken"]
+
+
+def test_jsonl_sink_ends_a_partial_line_left_by_a_killed_run(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"event": "train"}\n{"event": "tr')
+    sink = JsonlSink(path)
+    sink.write({"event": "end"})
+    sink.close()
+    assert path.read_text().splitlines()[-1] == '{"event": "end"}'

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import QUIET, REPO, main_env, read_metrics, run_main
 
@@ -117,11 +118,11 @@ def test_new_run_refuses_an_existing_run_directory(finished_run: Path) -> None:
 def test_stop_signal_saves_checkpoint_writes_end_line_and_exits(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
-    run_dir = tmp_path / "run"
+    run_dir, log = tmp_path / "run", tmp_path / "stderr.log"
     process = subprocess.Popen(
         [sys.executable, "main.py", "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir),
          "--set", "budget.env_steps=1000000", "--set", "eval.every_env_steps=300", *QUIET],
-        cwd=REPO, env=main_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=REPO, env=main_env(), stdout=subprocess.DEVNULL, stderr=log.open("w"),
         start_new_session=True,
     )
     try:
@@ -140,12 +141,43 @@ def test_stop_signal_saves_checkpoint_writes_end_line_and_exits(
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 0, process.stderr.read().decode()[-3000:]
+    assert process.returncode == 0, log.read_text()[-3000:]
     end = read_metrics(run_dir)[-1]
     assert end["event"] == "end" and end["stopped"] is True
     assert (run_dir / "checkpoints" / "latest.pt").is_file()
     time.sleep(0.5)
     assert live_processes_in_group(process.pid) == []
+
+
+def test_dead_observer_stops_the_run_with_checkpoint_and_end_line(tmp_path: Path) -> None:
+    run_dir, log = tmp_path / "run", tmp_path / "stderr.log"
+    process = subprocess.Popen(
+        [sys.executable, "main.py", "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir),
+         "--set", "budget.env_steps=1000000", "--set", "observers=2", *QUIET],
+        cwd=REPO, env=main_env(), stdout=subprocess.DEVNULL, stderr=log.open("w"),
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        metrics = run_dir / "metrics.jsonl"
+        while time.monotonic() < deadline and not (
+            metrics.exists() and '"train"' in metrics.read_text()
+        ):
+            time.sleep(0.5)
+        observers = [pid for pid in live_processes_in_group(process.pid)
+                     if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+        assert len(observers) == 2
+        os.kill(observers[0], signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    stderr = log.read_text()
+    assert process.returncode == 1, stderr[-3000:]
+    assert "checkpoint and metrics saved" in stderr and "Traceback" not in stderr
+    end = read_metrics(run_dir)[-1]
+    assert end["event"] == "end" and "error" in end and end["env_steps"] > 0
+    assert (run_dir / "checkpoints" / "latest.pt").is_file()
 
 
 def live_processes_in_group(pgid: int) -> list[int]:
@@ -159,3 +191,11 @@ def live_processes_in_group(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] != "Z":
             found.append(int(stat.parent.name))
     return found
+
+
+def test_resume_refuses_to_change_the_model(finished_run: Path) -> None:
+    result = run_main("--resume", str(finished_run), "--set", "learner.hidden_sizes=[8]")
+    assert result.returncode == 2
+    assert "learner.hidden_sizes" in result.stderr and "Traceback" not in result.stderr
+    saved = yaml.safe_load((finished_run / "spec.yaml").read_text())
+    assert saved["learner"]["hidden_sizes"] == [64, 64]  # spec.yaml left as it was
