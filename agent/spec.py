@@ -89,6 +89,8 @@ class Learner(_Section):
     gamma: Annotated[float, Field(gt=0, lt=1)] = 0.98
     tau: Annotated[float, Field(gt=0, le=1)] = 0.05
     """Polyak step of the target networks."""
+    target_update_every: PositiveInt = 40
+    """Critic updates between two Polyak steps of the targets (HER's once-per-cycle)."""
     action_l2: Annotated[float, Field(ge=0)] = 1.0
     """Penalty on the squared (pre-scaling) actor output."""
     policy_delay: PositiveInt = 2

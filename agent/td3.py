@@ -129,6 +129,7 @@ class TD3Learner:
         delay = cfg.policy_delay if self.twin else 1
         if self.updates % delay == 0:
             metrics.update(self._update_actor(batch, weights, present))
+        if self.updates % cfg.target_update_every == 0:
             self._soft_update()
         return metrics
 

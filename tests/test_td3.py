@@ -54,8 +54,8 @@ def params(module: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in module.parameters()]).clone()
 
 
-def test_actor_and_targets_update_only_every_policy_delay() -> None:
-    learner = make_learner(policy_delay=2)
+def test_actor_updates_only_every_policy_delay_and_targets_every_k() -> None:
+    learner = make_learner(policy_delay=2, target_update_every=2)
     actor0, target0 = params(learner.actor), params(learner.actor_target)
     critic0 = params(learner.critics)
     out = learner.update(make_batch(), torch.tensor([0.5, 0.5]))
@@ -69,12 +69,18 @@ def test_actor_and_targets_update_only_every_policy_delay() -> None:
     assert not torch.equal(params(learner.actor_target), target0)
 
 
-def test_soft_update_moves_targets_by_tau() -> None:
-    learner = make_learner(policy_delay=1, tau=0.25)
-    before = params(learner.actor_target)
-    learner.update(make_batch(), torch.tensor([0.5, 0.5]))
-    expected = before + 0.25 * (params(learner.actor) - before)
-    assert torch.allclose(params(learner.actor_target), expected, atol=1e-6)
+def test_soft_update_moves_targets_by_tau_every_k_updates() -> None:
+    learner = make_learner(policy_delay=1, tau=0.25, target_update_every=3)
+    before = params(learner.actor_target), params(learner.critics_target)
+    for seed in range(2):
+        learner.update(make_batch(seed=seed), torch.tensor([0.5, 0.5]))
+    assert torch.equal(params(learner.actor_target), before[0])
+    assert torch.equal(params(learner.critics_target), before[1])
+    learner.update(make_batch(seed=2), torch.tensor([0.5, 0.5]))
+    for net, target, old in ((learner.actor, learner.actor_target, before[0]),
+                             (learner.critics, learner.critics_target, before[1])):
+        expected = old + 0.25 * (params(net) - old)
+        assert torch.allclose(params(target), expected, atol=1e-6)
 
 
 def test_ddpg_has_one_critic_and_updates_actor_every_step() -> None:
