@@ -29,14 +29,18 @@ def plot_success(metrics_path: Path, png_path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for task, points in sorted(eval_curves(metrics_path).items()):
+    curves = eval_curves(metrics_path)
+    for task, points in sorted(curves.items()):
         steps, success = zip(*points, strict=True)
         ax.plot(steps, success, marker="o", markersize=3, label=task)
     ax.set_xlabel("env steps (all tasks)")
     ax.set_ylabel("success rate (deterministic eval)")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    if curves:
+        ax.legend(loc="lower right")
+    else:
+        ax.text(0.5, 0.5, "no evaluation yet", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(png_path, dpi=100)
     plt.close(fig)

@@ -119,7 +119,11 @@ class Principal:
                 "next_checkpoint": self.next_checkpoint,
                 "order_id": self.order_id,
             },
-            "rng": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()},
+            "rng": {
+                "numpy": self.rng.bit_generator.state,
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -134,6 +138,8 @@ class Principal:
         self.order_id = int(counters["order_id"])
         self.rng.bit_generator.state = state["rng"]["numpy"]
         torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         # Replay is not in the checkpoint: refill a warm-up's worth before updating again.
         remaining = self.spec.budget.env_steps - self.env_steps
         self._warmup_until = self.env_steps + min(

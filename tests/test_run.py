@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import QUIET, REPO, main_env, read_metrics, run_main
+from tests.conftest import QUIET, read_metrics, run_main, start_main
 
 
 @pytest.fixture(scope="module")
@@ -119,21 +117,12 @@ def test_stop_signal_saves_checkpoint_writes_end_line_and_exits(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
     run_dir, log = tmp_path / "run", tmp_path / "stderr.log"
-    process = subprocess.Popen(
-        [sys.executable, "main.py", "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir),
-         "--set", "budget.env_steps=1000000", "--set", "eval.every_env_steps=300", *QUIET],
-        cwd=REPO, env=main_env(), stdout=subprocess.DEVNULL, stderr=log.open("w"),
-        start_new_session=True,
+    process = start_main(
+        log, "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir),
+        "--set", "budget.env_steps=1000000", "--set", "eval.every_env_steps=300", *QUIET,
     )
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            metrics = run_dir / "metrics.jsonl"
-            if metrics.exists() and '"eval"' in metrics.read_text():
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail("no evaluation within 180 s")
+        wait_for_record(run_dir, "eval")
         stop_sent = time.monotonic()
         os.killpg(process.pid, sig) if sig == signal.SIGINT else process.send_signal(sig)
         process.wait(timeout=30)
@@ -151,19 +140,12 @@ def test_stop_signal_saves_checkpoint_writes_end_line_and_exits(
 
 def test_dead_observer_stops_the_run_with_checkpoint_and_end_line(tmp_path: Path) -> None:
     run_dir, log = tmp_path / "run", tmp_path / "stderr.log"
-    process = subprocess.Popen(
-        [sys.executable, "main.py", "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir),
-         "--set", "budget.env_steps=1000000", "--set", "observers=2", *QUIET],
-        cwd=REPO, env=main_env(), stdout=subprocess.DEVNULL, stderr=log.open("w"),
-        start_new_session=True,
+    process = start_main(
+        log, "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir),
+        "--set", "budget.env_steps=1000000", "--set", "observers=2", *QUIET,
     )
     try:
-        deadline = time.monotonic() + 180
-        metrics = run_dir / "metrics.jsonl"
-        while time.monotonic() < deadline and not (
-            metrics.exists() and '"train"' in metrics.read_text()
-        ):
-            time.sleep(0.5)
+        wait_for_record(run_dir, "train")
         observers = [pid for pid in live_processes_in_group(process.pid)
                      if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
         assert len(observers) == 2
@@ -178,6 +160,15 @@ def test_dead_observer_stops_the_run_with_checkpoint_and_end_line(tmp_path: Path
     end = read_metrics(run_dir)[-1]
     assert end["event"] == "end" and "error" in end and end["env_steps"] > 0
     assert (run_dir / "checkpoints" / "latest.pt").is_file()
+
+
+def wait_for_record(run_dir: Path, event: str, timeout: float = 180) -> None:
+    """Block until metrics.jsonl holds a record of ``event``."""
+    metrics, deadline = run_dir / "metrics.jsonl", time.monotonic() + timeout
+    while not (metrics.exists() and f'"{event}"' in metrics.read_text()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {event} record within {timeout} s")
+        time.sleep(0.5)
 
 
 def live_processes_in_group(pgid: int) -> list[int]:
