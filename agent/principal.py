@@ -23,6 +23,7 @@ from agent.her import HerSampler
 from agent.metrics import MetricsPipeline, Record
 from agent.model import build_encoder, task_shapes
 from agent.replay import EpisodeReplay
+from agent.replay_store import ReplayChunks
 from agent.spec import Spec
 from agent.td3 import TD3Learner
 from agent.transport import Transport
@@ -73,6 +74,8 @@ class Principal:
             resolve_device(spec.learner.device),
         )
         self.replays = [EpisodeReplay(s, spec.replay.capacity_per_task) for s in self.shapes]
+        replay_root = run_dir / "checkpoints" / "replay"
+        self.replay_chunks = [ReplayChunks(replay_root, task) for task in self.tasks]
         her = spec.replay.her
         samplers = [HerSampler(family_of(t).reward_fn(t), her.strategy, her.k) for t in self.tasks]
         self.batcher = MultiTaskBatcher(self.replays, samplers, self.encoder, self.rng)
@@ -118,6 +121,7 @@ class Principal:
                 "next_eval": self.next_eval,
                 "next_checkpoint": self.next_checkpoint,
                 "order_id": self.order_id,
+                "replay_episodes": [replay.added for replay in self.replays],
             },
             "rng": {
                 "numpy": self.rng.bit_generator.state,
@@ -140,14 +144,21 @@ class Principal:
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        # Replay is not in the checkpoint: refill a warm-up's worth before updating again.
+        for chunks, replay, upto in zip(
+            self.replay_chunks, self.replays, counters["replay_episodes"], strict=True
+        ):
+            chunks.restore(replay, int(upto))
+        # Whatever replay was not restored is collected again before updates resume.
+        restored = sum(replay.transitions for replay in self.replays)
         remaining = self.spec.budget.env_steps - self.env_steps
-        self._warmup_until = self.env_steps + min(
-            self.spec.learner.start_after_env_steps, max(remaining, 1)
-        )
+        warmup = min(self.spec.learner.start_after_env_steps, restored + remaining)
+        self._warmup_until = self.env_steps + max(0, warmup - restored)
         self._snapshot = self._take_snapshot()
 
     def checkpoint(self) -> Path:
+        """Replay chunks first, then the checkpoint that counts them (atomically)."""
+        for chunks, replay in zip(self.replay_chunks, self.replays, strict=True):
+            chunks.flush(replay)
         path = self.run_dir / "checkpoints" / LATEST
         save_checkpoint(path, self.state_dict())
         return path

@@ -7,6 +7,9 @@ import numpy as np
 from observer.envs import TaskShape
 from observer.messages import EpisodeBatch
 
+FIELDS = ("obs", "achieved_goal", "desired_goal", "actions")
+"""The per-episode arrays a replay stores (as in :class:`EpisodeBatch`)."""
+
 
 class EpisodeReplay:
     """Fixed-capacity ring of whole episodes; arrays are allocated once, up front."""
@@ -22,7 +25,8 @@ class EpisodeReplay:
         self.actions = np.zeros((self.capacity, t, shape.action_dim), np.float32)
         self.episodes = 0
         """Stored episodes (at most ``capacity``)."""
-        self._next = 0
+        self.added = 0
+        """Episodes ever added; episode ``i`` lives in slot ``i % capacity`` while kept."""
 
     @property
     def transitions(self) -> int:
@@ -31,10 +35,14 @@ class EpisodeReplay:
     def add(self, batch: EpisodeBatch) -> None:
         """Store every episode of ``batch``, overwriting the oldest when full."""
         n = batch.num_episodes
-        idx = (self._next + np.arange(n)) % self.capacity
-        self.obs[idx] = batch.obs
-        self.achieved_goal[idx] = batch.achieved_goal
-        self.desired_goal[idx] = batch.desired_goal
-        self.actions[idx] = batch.actions
-        self._next = int((self._next + n) % self.capacity)
+        idx = (self.added + np.arange(n)) % self.capacity
+        for name in FIELDS:
+            getattr(self, name)[idx] = getattr(batch, name)
+        self.added += n
         self.episodes = min(self.episodes + n, self.capacity)
+
+    def episodes_since(self, start: int) -> dict[str, np.ndarray]:
+        """Copies of the episodes added since global index ``start`` that are still kept."""
+        first = max(start, self.added - self.episodes)
+        idx = np.arange(first, self.added) % self.capacity
+        return {name: getattr(self, name)[idx].copy() for name in FIELDS}

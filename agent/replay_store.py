@@ -1,0 +1,68 @@
+"""Replay persistence: append-only chunk files, one per task per checkpoint.
+
+Each checkpoint writes the episodes added since the previous one
+(``<task>/<first episode>-<episodes>.pt``,
+tensors only, loadable with ``weights_only=True``), so the cost of a checkpoint does not
+grow with the buffer. The checkpoint records how many episodes of each task it covers;
+on resume, chunks are read up to that count and the newest ``capacity`` episodes kept.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agent.checkpoint import load_checkpoint, save_checkpoint
+from agent.replay import FIELDS, EpisodeReplay
+from observer.messages import EpisodeBatch
+
+
+class ReplayChunks:
+    """Writes and reads one task's replay as chunk files under ``root/<task>``."""
+
+    def __init__(self, root: Path, task: str) -> None:
+        self.dir = root / task
+        self.persisted = 0
+        """Episodes of this task already on disk."""
+
+    def flush(self, replay: EpisodeReplay) -> None:
+        """Write the episodes added since the last flush; drop chunks the ring forgot."""
+        if replay.added > self.persisted:
+            arrays = replay.episodes_since(self.persisted)
+            first = replay.added - len(arrays["actions"])
+            save_checkpoint(
+                self.dir / f"{first:012d}-{len(arrays['actions'])}.pt",
+                {name: torch.from_numpy(a) for name, a in arrays.items()},
+            )
+            self.persisted = replay.added
+        for start, path, count in self._chunks():
+            if start + count <= replay.added - replay.capacity:
+                path.unlink()
+
+    def restore(self, replay: EpisodeReplay, upto: int) -> None:
+        """Refill ``replay`` with the episodes ``0..upto`` still on disk (newest kept)."""
+        for start, path, _ in self._chunks():
+            if start >= upto:  # written after the checkpoint (killed in between): not counted
+                path.unlink()
+                continue
+            arrays = {k: v.numpy() for k, v in load_checkpoint(path).items()}
+            keep = min(len(arrays["actions"]), upto - start)
+            replay.added = start
+            replay.add(EpisodeBatch(
+                "restored", **{k: arrays[k][:keep] for k in FIELDS},
+                success=np.zeros(keep, bool), policy_version=0,
+            ))
+        replay.added = upto
+        self.persisted = upto
+
+    def _chunks(self) -> list[tuple[int, Path, int]]:
+        """``(first episode, path, episodes)`` of each chunk, oldest first."""
+        if not self.dir.is_dir():
+            return []
+        chunks = []
+        for path in sorted(self.dir.glob("*-*.pt")):
+            first, count = path.stem.split("-")
+            chunks.append((int(first), path, int(count)))
+        return chunks

@@ -1,0 +1,98 @@
+"""Replay persistence: chunks per checkpoint, restored on resume, trimmed with the ring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from agent.checkpoint import load_checkpoint
+from agent.principal import Principal
+from agent.replay import EpisodeReplay
+from agent.replay_store import ReplayChunks
+from agent.spec import validate_spec
+from observer.envs import TaskShape
+from observer.messages import EpisodeBatch
+
+SHAPE = TaskShape(obs_dim=2, goal_dim=3, action_dim=1, horizon=4)
+
+
+def episodes(first: int, n: int, shape: TaskShape = SHAPE, task: str = "t") -> EpisodeBatch:
+    """Episodes whose obs are filled with their global index."""
+    t = shape.horizon
+    obs = np.repeat(np.arange(first, first + n, dtype=np.float32), (t + 1) * shape.obs_dim)
+    return EpisodeBatch(
+        task, obs.reshape(n, t + 1, shape.obs_dim),
+        np.zeros((n, t + 1, shape.goal_dim), np.float32),
+        np.zeros((n, t, shape.goal_dim), np.float32),
+        np.zeros((n, t, shape.action_dim), np.float32), np.zeros(n, bool), 0,
+    )
+
+
+def kept_indices(replay: EpisodeReplay) -> list[int]:
+    return sorted(int(v) for v in replay.obs[: replay.episodes, 0, 0])
+
+
+def test_chunks_round_trip_keeps_the_newest_capacity_episodes(tmp_path: Path) -> None:
+    replay = EpisodeReplay(SHAPE, capacity_transitions=5 * SHAPE.horizon)
+    chunks = ReplayChunks(tmp_path, "t")
+    for first, n in ((0, 3), (3, 2), (5, 4)):
+        replay.add(episodes(first, n))
+        chunks.flush(replay)
+    restored = EpisodeReplay(SHAPE, capacity_transitions=5 * SHAPE.horizon)
+    ReplayChunks(tmp_path, "t").restore(restored, upto=9)
+    assert restored.added == 9 and restored.episodes == 5
+    assert kept_indices(restored) == [4, 5, 6, 7, 8]
+    restored.add(episodes(9, 1))  # the ring continues where it left off
+    assert kept_indices(restored) == [5, 6, 7, 8, 9]
+
+
+def test_chunks_the_ring_forgot_are_deleted(tmp_path: Path) -> None:
+    replay = EpisodeReplay(SHAPE, capacity_transitions=3 * SHAPE.horizon)
+    chunks = ReplayChunks(tmp_path, "t")
+    for first in range(0, 8, 2):
+        replay.add(episodes(first, 2))
+        chunks.flush(replay)
+    names = sorted(p.name for p in (tmp_path / "t").iterdir())
+    assert names == ["000000000004-2.pt", "000000000006-2.pt"]
+
+
+def test_chunks_written_after_the_last_checkpoint_are_ignored(tmp_path: Path) -> None:
+    replay = EpisodeReplay(SHAPE, capacity_transitions=10 * SHAPE.horizon)
+    chunks = ReplayChunks(tmp_path, "t")
+    replay.add(episodes(0, 3))
+    chunks.flush(replay)
+    replay.add(episodes(3, 2))
+    chunks.flush(replay)  # the checkpoint that would count these never got written
+    restored = EpisodeReplay(SHAPE, capacity_transitions=10 * SHAPE.horizon)
+    ReplayChunks(tmp_path, "t").restore(restored, upto=3)
+    assert kept_indices(restored) == [0, 1, 2]
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["000000000000-3.pt"]
+
+
+class NoTransport:
+    def submit(self, observer: str, order: object) -> None:
+        raise AssertionError("no collection in this test")
+
+
+class NoMetrics:
+    dropped = 0
+
+
+def test_resume_restores_replay_and_skips_the_warm_up(tmp_path: Path) -> None:
+    spec = validate_spec({
+        "tasks": ["FetchReach-v4"], "budget": {"env_steps": 10_000},
+        "learner": {"start_after_env_steps": 300, "hidden_sizes": [8]},
+    }, "test")
+    first = Principal(spec, tmp_path, NoTransport(), [], NoMetrics())
+    shape = first.shapes[0]
+    batch = episodes(0, 8, shape, "FetchReach-v4")
+    batch.obs = np.random.default_rng(0).normal(size=batch.obs.shape).astype(np.float32)
+    first._store(batch)
+    path = first.checkpoint()
+    second = Principal(spec, tmp_path, NoTransport(), [], NoMetrics())
+    second.load_state_dict(load_checkpoint(path))
+    assert second.env_steps == 400 and second.replays[0].episodes == 8
+    assert np.array_equal(second.replays[0].obs[:8], first.replays[0].obs[:8])
+    assert second._warmup_until == 400  # 400 restored transitions cover the 300 warm-up
+    assert np.array_equal(second.encoder.obs_norm[0].mean, first.encoder.obs_norm[0].mean)
