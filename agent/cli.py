@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from agent.spec import Spec, SpecError, dump_spec, load_spec
+from agent.transport import Endpoint
 
 EXIT_BAD_INPUT = 2
 RUNS_ROOT = Path("runs")
@@ -34,6 +35,13 @@ def _train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a spec key (YAML value; repeatable)")
     parser.add_argument("--run-dir", type=Path, help="where to write (default: runs/<spec>-<time>)")
+    parser.add_argument("--role", choices=["local", "agent", "observer"], default="local",
+                        help="local: agent + spawned observers (default); agent or observer: "
+                        "one process of a multi-host run")
+    parser.add_argument("--master", metavar="HOST:PORT",
+                        help="the agent's rendezvous address (default: distributed.master_*)")
+    parser.add_argument("--world-size", type=int, help="agent + observers (multi-host roles)")
+    parser.add_argument("--rank", type=int, help="this observer's rank, 1..world-size-1")
     return parser
 
 
@@ -55,13 +63,17 @@ def _new_run_dir(spec_path: Path, run_dir: Path | None) -> Path:
     return run_dir
 
 
-def _prepare_train(args: argparse.Namespace) -> tuple[Spec, Path, dict | None]:
-    """Validate everything a training run needs; returns (spec, run dir, resume state)."""
+def _prepare_train(
+    args: argparse.Namespace,
+) -> tuple[Spec, Path, dict | None, Endpoint | None]:
+    """Validate everything a training run needs before writing anything; returns the spec,
+    run dir, resume state and (``--role agent``) the rendezvous endpoint."""
     if args.resume is None:
         spec = load_spec(args.spec, args.overrides)
+        endpoint = _endpoint(args, spec) if args.role == "agent" else None
         run_dir = _new_run_dir(args.spec, args.run_dir)
         dump_spec(spec, run_dir / "spec.yaml")
-        return spec, run_dir, None
+        return spec, run_dir, None, endpoint
     from agent.checkpoint import LATEST, load_checkpoint
 
     run_dir = args.resume
@@ -76,8 +88,9 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Spec, Path, dict | None]:
         raise UsageError(f"{checkpoint}: cannot load checkpoint ({exc})") from None
     spec = load_spec(run_dir / "spec.yaml", args.overrides)
     _check_same_model(spec, state["spec"], checkpoint)
+    endpoint = _endpoint(args, spec) if args.role == "agent" else None
     dump_spec(spec, run_dir / "spec.yaml")
-    return spec, run_dir, state
+    return spec, run_dir, state, endpoint
 
 
 MODEL_KEYS = ("tasks", "learner.algo", "learner.hidden_sizes")
@@ -109,17 +122,55 @@ def _run_eval(argv: list[str]) -> int:
     return 0
 
 
+def _endpoint(args: argparse.Namespace, spec: Spec) -> Endpoint:
+    """Multi-host rendezvous from the CLI, falling back to the spec's distributed keys."""
+    dist = spec.distributed
+    addr, port = dist.master_addr, dist.master_port
+    if args.master is not None:
+        host, sep, port_text = args.master.rpartition(":")
+        if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise UsageError(f"--master {args.master!r}: expected HOST:PORT")
+        addr, port = host, int(port_text)
+    if port == 0:
+        raise UsageError(f"--role {args.role}: needs a fixed port (--master HOST:PORT)")
+    world_size = args.world_size if args.world_size is not None else dist.world_size
+    if world_size is None or world_size < 2:
+        raise UsageError(f"--role {args.role}: --world-size must be at least 2 "
+                         f"(agent + observers), got {world_size}")
+    return Endpoint(addr, port, world_size)
+
+
+def _run_observer(args: argparse.Namespace) -> int:
+    if args.spec is None or args.run_dir is not None:
+        raise UsageError("--role observer: takes --spec and no --run-dir or --resume")
+    spec = load_spec(args.spec, args.overrides)
+    endpoint = _endpoint(args, spec)
+    rank = args.rank if args.rank is not None else spec.distributed.rank
+    if rank is None or not 0 < rank < endpoint.world_size:
+        raise UsageError(f"--rank {rank}: must be in 1..{endpoint.world_size - 1}")
+    from observer.worker import run_observer
+
+    run_observer(spec.model_dump(mode="json"), rank, endpoint.world_size, endpoint.addr,
+                 endpoint.port)
+    return 0
+
+
 def _run_train(argv: list[str]) -> int:
     args = _train_parser().parse_args(argv)
+    if args.role == "observer":
+        return _run_observer(args)
     if args.resume is not None and args.run_dir is not None:
         raise UsageError("--run-dir: not allowed with --resume (the run directory is given)")
-    spec, run_dir, resume_state = _prepare_train(args)
-    from agent.launcher import train_local
+    spec, run_dir, resume_state, endpoint = _prepare_train(args)
+    from agent.launcher import train_agent, train_local
     from agent.principal import RunError
 
     print(f"run directory: {run_dir}", file=sys.stderr)
     try:
-        end = train_local(spec, run_dir, resume_state)
+        if endpoint is None:
+            end = train_local(spec, run_dir, resume_state)
+        else:
+            end = train_agent(spec, run_dir, resume_state, endpoint)
     except RunError as exc:
         print(f"error: {exc} (checkpoint and metrics saved in {run_dir})", file=sys.stderr)
         return 1

@@ -14,7 +14,14 @@ from agent.metrics import MetricsPipeline, Record
 from agent.principal import Principal, RunError
 from agent.sinks import JsonlSink, ProgressSink, TensorBoardSink, WandbSink
 from agent.spec import Spec
-from agent.transport import AGENT_NAME, RpcTransport, free_port, observer_name, rpc_options
+from agent.transport import (
+    AGENT_NAME,
+    Endpoint,
+    RpcTransport,
+    free_port,
+    observer_name,
+    rpc_options,
+)
 from observer.worker import run_observer
 
 JOIN_TIMEOUT_S = 10.0
@@ -38,48 +45,60 @@ def build_metrics(spec: Spec, run_dir: Path, initial_env_steps: int) -> MetricsP
 
 def train_local(spec: Spec, run_dir: Path, resume_state: dict | None = None) -> Record:
     """Spawn ``spec.observers`` observer processes on this host and train to the budget."""
-    torch.set_num_threads(spec.learner.torch_threads)
     dist = spec.distributed
-    port = dist.master_port or free_port(dist.master_addr)
-    world_size = spec.observers + 1
+    endpoint = Endpoint(dist.master_addr, dist.master_port or free_port(dist.master_addr),
+                        spec.observers + 1)
     spec_data = spec.model_dump(mode="json")
     ctx = mp.get_context("spawn")
     processes = [
         ctx.Process(
             target=run_observer,
-            args=(spec_data, rank, world_size, dist.master_addr, port),
+            args=(spec_data, rank, endpoint.world_size, endpoint.addr, endpoint.port),
             name=observer_name(rank),
         )
-        for rank in range(1, world_size)
+        for rank in range(1, endpoint.world_size)
     ]
     for process in processes:
         process.start()
     try:
-        principal = _build_principal(spec, run_dir, resume_state)
-        try:
-            rpc.init_rpc(
-                AGENT_NAME, rank=0, world_size=world_size,
-                rpc_backend_options=rpc_options(dist.master_addr, port, dist.start_timeout_s),
-            )
-        except Exception as exc:
-            dead = [p.name for p in processes if not p.is_alive()]
-            raise RunError(
-                f"observers did not join at {dist.master_addr}:{port} within "
-                f"{dist.start_timeout_s:.0f} s (exited: {dead or 'none'}): {exc}"
-            ) from exc
-        graceful = False
-        try:
-            end = asyncio.run(principal.run())
-            graceful = True
-            return end
-        finally:
-            _shutdown_rpc(graceful)
+        return train_agent(spec, run_dir, resume_state, endpoint, processes)
     finally:
         for process in processes:
             process.join(JOIN_TIMEOUT_S)
             if process.is_alive():
                 process.terminate()
                 process.join(5)
+
+
+def train_agent(
+    spec: Spec,
+    run_dir: Path,
+    resume_state: dict | None,
+    endpoint: Endpoint,
+    local_observers: list[mp.process.BaseProcess] | None = None,
+) -> Record:
+    """Be the principal agent (RPC rank 0) of ``endpoint`` and train to the budget."""
+    torch.set_num_threads(spec.learner.torch_threads)
+    timeout = spec.distributed.start_timeout_s
+    principal = _build_principal(spec, run_dir, resume_state, endpoint.world_size)
+    try:
+        rpc.init_rpc(
+            AGENT_NAME, rank=0, world_size=endpoint.world_size,
+            rpc_backend_options=rpc_options(endpoint.addr, endpoint.port, timeout),
+        )
+    except Exception as exc:
+        dead = [p.name for p in local_observers or [] if not p.is_alive()]
+        raise RunError(
+            f"observers did not join at {endpoint.addr}:{endpoint.port} within {timeout:.0f} s"
+            f" (exited: {dead or 'none'}): {exc}"
+        ) from exc
+    graceful = False
+    try:
+        end = asyncio.run(principal.run())
+        graceful = True
+        return end
+    finally:
+        _shutdown_rpc(graceful)
 
 
 def _shutdown_rpc(graceful: bool) -> None:
@@ -91,8 +110,10 @@ def _shutdown_rpc(graceful: bool) -> None:
         print(f"warning: RPC shutdown was not clean: {exc!r}", file=sys.stderr)
 
 
-def _build_principal(spec: Spec, run_dir: Path, resume_state: dict | None) -> Principal:
-    names = [observer_name(rank) for rank in range(1, spec.observers + 1)]
+def _build_principal(
+    spec: Spec, run_dir: Path, resume_state: dict | None, world_size: int
+) -> Principal:
+    names = [observer_name(rank) for rank in range(1, world_size)]
     initial = int(resume_state["counters"]["env_steps"]) if resume_state else 0
     metrics = build_metrics(spec, run_dir, initial)
     principal = Principal(

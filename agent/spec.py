@@ -146,7 +146,11 @@ class Distributed(_Section):
     master_addr: str = "127.0.0.1"
     """Address the principal agent binds for torch RPC."""
     master_port: Annotated[int, Field(ge=0, le=65535)] = 0
-    """0 picks a free port."""
+    """0 picks a free port (local runs); multi-host roles need a fixed port."""
+    world_size: Annotated[int, Field(ge=2)] | None = None
+    """Multi-host roles: the agent plus every observer (``--world-size`` wins)."""
+    rank: PositiveInt | None = None
+    """Multi-host observer role: this observer's rank, 1..world_size-1 (``--rank`` wins)."""
     rpc_timeout_s: PositiveFloat = 120.0
     """Per-call timeout of RPC requests to observers."""
     start_timeout_s: PositiveFloat = 120.0

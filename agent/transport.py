@@ -6,16 +6,31 @@ import asyncio
 import contextlib
 import socket
 import warnings
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
+from urllib.parse import urlparse
 
+import torch.distributed as dist
 import torch.distributed.rpc as rpc
+from torch.distributed.rendezvous import register_rendezvous_handler
 
+from agent.netif import pin_interfaces
 from observer.messages import Order, OrderResult
 
 AGENT_NAME = "agent"
 
 # init_rpc's internal barrier uses a Gloo group the deprecated way; nothing for users to do.
 warnings.filterwarnings("ignore", message="You are using a Backend", category=UserWarning)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the agent's RPC rendezvous listens, and how many processes join it."""
+
+    addr: str
+    port: int
+    world_size: int
 
 
 def observer_name(rank: int) -> str:
@@ -30,10 +45,41 @@ def free_port(addr: str) -> int:
         return sock.getsockname()[1]
 
 
+RENDEZVOUS_SCHEME = "boundtcp"
+_listeners: list[socket.socket] = []  # keeps the agent's bound rendezvous socket open
+
+
+def _bound_tcp_rendezvous(url: str, timeout: timedelta = timedelta(minutes=5), **_):
+    """Like ``tcp://``, but rank 0's store listens on the given address only.
+
+    torch's own ``tcp://`` store listens on every interface; handing it a socket bound to
+    ``addr:port`` keeps the agent reachable only where the user said.
+    """
+    parsed = urlparse(url)
+    query = dict(item.split("=", 1) for item in parsed.query.split("&") if item)
+    rank, world_size = int(query["rank"]), int(query["world_size"])
+    listen_fd = None
+    if rank == 0:
+        listener = socket.create_server((parsed.hostname, parsed.port), backlog=128)
+        _listeners.append(listener)
+        listen_fd = listener.fileno()
+    store = dist.TCPStore(
+        parsed.hostname, parsed.port, world_size, rank == 0, timeout,
+        multi_tenant=True, master_listen_fd=listen_fd,
+    )
+    yield store, rank, world_size
+    raise RuntimeError(f"{RENDEZVOUS_SCHEME}:// cannot re-rendezvous")
+
+
+register_rendezvous_handler(RENDEZVOUS_SCHEME, _bound_tcp_rendezvous)
+
+
 def rpc_options(addr: str, port: int, timeout_s: float) -> rpc.TensorPipeRpcBackendOptions:
-    """TensorPipe options rendezvousing at ``addr:port``."""
+    """TensorPipe options rendezvousing at ``addr:port`` over the interface that reaches it."""
+    pin_interfaces(addr)
     return rpc.TensorPipeRpcBackendOptions(
-        init_method=f"tcp://{addr}:{port}", rpc_timeout=timeout_s, num_worker_threads=8
+        init_method=f"{RENDEZVOUS_SCHEME}://{addr}:{port}", rpc_timeout=timeout_s,
+        num_worker_threads=8,
     )
 
 
