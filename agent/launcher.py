@@ -65,8 +65,8 @@ def train_local(spec: Spec, run_dir: Path, resume_state: dict | None = None) -> 
     finally:
         for process in processes:
             process.join(JOIN_TIMEOUT_S)
-            if process.is_alive():
-                process.terminate()
+            if process.is_alive():  # stuck (or stopped): SIGKILL works on both
+                process.kill()
                 process.join(5)
 
 
@@ -95,7 +95,7 @@ def train_agent(
     graceful = False
     try:
         end = asyncio.run(principal.run())
-        graceful = True
+        graceful = not principal.lost  # the graceful barrier would wait for the dead
         return end
     finally:
         _shutdown_rpc(graceful)

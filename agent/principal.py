@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -91,6 +93,9 @@ class Principal:
         # run-local state
         self.pending_steps = 0
         self.episodes_by_observer: dict[str, int] = dict.fromkeys(self.observers, 0)
+        self.lost: list[str] = []
+        """Observers that died or stopped answering; they get no more orders."""
+        self._reassigned: deque[list[tuple[str, int]]] = deque()
         self.stopping = False
         self.errors: list[BaseException] = []
         self._warmup_until = min(spec.learner.start_after_env_steps, spec.budget.env_steps)
@@ -249,6 +254,7 @@ class Principal:
             "episodes": self.episodes,
             "stopped": self.stopping,
             "episodes_by_observer": self.episodes_by_observer,
+            "observers_lost": len(self.lost),
             "metrics_dropped": self.metrics.dropped,
         }
         if self.errors:
@@ -306,7 +312,9 @@ class Principal:
         """The scheduler's task list clipped to the budget, with fresh weights if stale."""
         left = self._budget_left()
         tasks = []
-        for task, n in self.scheduler.next_order(self.spec.collect.episodes_per_task):
+        wanted = (self._reassigned.popleft() if self._reassigned
+                  else self.scheduler.next_order(self.spec.collect.episodes_per_task))
+        for task, n in wanted:
             horizon = self.shapes[self.tasks.index(task)].horizon
             n = min(n, left // horizon)
             if n > 0:
@@ -332,7 +340,7 @@ class Principal:
     async def _collect_slot(self, observer: str) -> None:
         """Keep one order outstanding at ``observer`` until the budget is dispatched."""
         assert self._episode_queue is not None
-        while True:
+        while observer not in self.lost:
             await self._wait_until(lambda: self.stopping or self._may_dispatch())
             order = None if self.stopping else self._next_order(observer)
             if order is None:
@@ -340,11 +348,40 @@ class Principal:
             steps = self._order_steps(order)
             self.pending_steps += steps
             try:
-                result = await self.transport.submit(observer, order)
+                result = await self._submit_or_lose(observer, order)
             except BaseException:
                 self.pending_steps -= steps
                 raise
+            if result is None:  # observer lost: its task list goes to the remaining ones
+                self.pending_steps -= steps
+                self._reassigned.append(order.tasks)
+                await self._notify()
+                return
             await self._episode_queue.put((result, steps))
+
+    async def _submit_or_lose(self, observer: str, order: Order) -> OrderResult | None:
+        """The reply, or None once ``observer`` is marked lost (died, or past the timeout)."""
+        try:
+            return await self.transport.submit(observer, order)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._lose(observer, exc)
+            return None
+
+    def _lose(self, observer: str, error: Exception) -> None:
+        if observer not in self.lost:
+            self.lost.append(observer)
+            print(f"warning: {observer} lost ({error!r}); its work goes to the others",
+                  file=sys.stderr)
+            self.metrics.emit({"event": "observer_lost", "observer": observer,
+                               "env_steps": self.env_steps,
+                               "wall_time_s": round(self.wall_time(), 3)})
+        if len(self.lost) == len(self.observers):
+            raise RunError(f"every observer is lost (last: {observer}: {error!r})")
+
+    def _live_observers(self) -> list[str]:
+        return [o for o in self.observers if o not in self.lost]
 
     async def _consume(self) -> None:
         """Move replies from the queue into replay; trigger checkpoints."""
@@ -446,9 +483,10 @@ class Principal:
         env_steps, wall = self.env_steps, self.wall_time()
         every = self.spec.eval.every_env_steps
         self.next_eval = (env_steps // every + 1) * every
-        per_observer = np.array_split(np.arange(self.spec.eval.episodes), len(self.observers))
+        live = self._live_observers()
         replies = []
-        for index, (observer, share) in enumerate(zip(self.observers, per_observer, strict=True)):
+        for index, share in enumerate(np.array_split(np.arange(self.spec.eval.episodes),
+                                                      len(live))):
             if len(share) == 0:
                 continue
             self.order_id += 1
@@ -456,8 +494,7 @@ class Principal:
                 self.order_id, [(t, len(share)) for t in self.tasks], False,
                 self.spec.seed + EVAL_SEED_OFFSET + index, snapshot,
             )
-            self._sent_version[observer] = snapshot.version
-            replies.append(self.transport.submit(observer, order))
+            replies.append(self._evaluate_share(live[index], order))
         successes: dict[str, list[np.ndarray]] = {t: [] for t in self.tasks}
         for result in await asyncio.gather(*replies):
             for batch in result.batches:
@@ -473,6 +510,15 @@ class Principal:
                 "episodes": int(sum(len(s) for s in successes[task])),
             })
         self._last_eval_steps = env_steps
+
+    async def _evaluate_share(self, observer: str, order: Order) -> OrderResult:
+        """Run ``order`` on ``observer``, or on the next live observer if it is lost."""
+        while True:
+            self._sent_version[observer] = order.policy.version if order.policy else -1
+            result = await self._submit_or_lose(observer, order)
+            if result is not None:
+                return result
+            observer = self._live_observers()[0]  # _lose raised if none is left
 
 
 class _Window:
