@@ -121,3 +121,15 @@ def test_jsonl_sink_ends_a_partial_line_left_by_a_killed_run(tmp_path: Path) -> 
     sink.write({"event": "end"})
     sink.close()
     assert path.read_text().splitlines()[-1] == '{"event": "end"}'
+
+
+def test_wandb_key_never_lands_in_the_run_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setenv("WANDB_API_KEY", secret)
+    sink = WandbSink(tmp_path, "offline", "fetch-mt-test", None, {"seed": 1}, run_id="k1")
+    sink.write({"event": "train", "env_steps": 1, "losses/critic": 0.1})
+    sink.close()
+    leaks = [p for p in tmp_path.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert leaks == []

@@ -200,3 +200,30 @@ def test_resume_refuses_to_change_the_model(finished_run: Path) -> None:
     assert "learner.hidden_sizes" in result.stderr and "Traceback" not in result.stderr
     saved = yaml.safe_load((finished_run / "spec.yaml").read_text())
     assert saved["learner"]["hidden_sizes"] == [64, 64]  # spec.yaml left as it was
+
+
+def test_kill_9_then_resume_continues_from_the_checkpoint_with_replay(tmp_path: Path) -> None:
+    run_dir, log = tmp_path / "run", tmp_path / "stderr.log"
+    args = ["--set", "budget.env_steps=3000", "--set", "checkpoint.every_env_steps=500", *QUIET]
+    process = start_main(log, "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir), *args)
+    try:
+        deadline = time.monotonic() + 180
+        while not (run_dir / "checkpoints" / "latest.pt").exists() or not any(
+            r.get("env_steps", 0) >= 1500 for r in read_metrics(run_dir)
+        ):
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    killed_at = max(r.get("env_steps", 0) for r in read_metrics(run_dir))
+    chunks = list((run_dir / "checkpoints" / "replay" / "FetchReach-v4").glob("*.pt"))
+    assert chunks, "replay chunks persisted with the checkpoint"
+    result = run_main("--resume", str(run_dir), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = read_metrics(run_dir)
+    end = records[-1]
+    assert end["event"] == "end" and end["env_steps"] == 3000 and not end["stopped"]
+    resumed = [r for r in records if r.get("wall_time_s", 0) and r["event"] == "train"]
+    assert resumed and all(r["env_steps"] >= 500 for r in resumed)
+    assert killed_at < 3000
