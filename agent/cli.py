@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from agent.mpi import mpi_world
 from agent.spec import Spec, SpecError, dump_spec, load_spec
 from agent.transport import Endpoint
 
@@ -157,20 +158,32 @@ def _run_observer(args: argparse.Namespace) -> int:
 
 def _run_train(argv: list[str]) -> int:
     args = _train_parser().parse_args(argv)
-    if args.role == "observer":
-        return _run_observer(args)
-    if args.resume is not None and args.run_dir is not None:
-        raise UsageError("--run-dir: not allowed with --resume (the run directory is given)")
-    spec, run_dir, resume_state, endpoint = _prepare_train(args)
+    comm = mpi_world()
+    if comm is not None and comm.Get_rank() > 0:
+        from agent.learner_ranks import run_learner_rank
+
+        return run_learner_rank(comm)
+    try:
+        if args.role == "observer":
+            if comm is not None:
+                raise UsageError("--role observer: observers do not run under mpiexec")
+            return _run_observer(args)
+        if args.resume is not None and args.run_dir is not None:
+            raise UsageError("--run-dir: not allowed with --resume (the run directory is given)")
+        spec, run_dir, resume_state, endpoint = _prepare_train(args)
+    except (SpecError, UsageError):
+        if comm is not None:
+            comm.bcast(None, root=0)  # the other learner ranks exit too
+        raise
     from agent.launcher import train_agent, train_local
     from agent.principal import RunError
 
     print(f"run directory: {run_dir}", file=sys.stderr)
     try:
         if endpoint is None:
-            end = train_local(spec, run_dir, resume_state)
+            end = train_local(spec, run_dir, resume_state, comm)
         else:
-            end = train_agent(spec, run_dir, resume_state, endpoint)
+            end = train_agent(spec, run_dir, resume_state, endpoint, comm=comm)
     except RunError as exc:
         print(f"error: {exc} (checkpoint and metrics saved in {run_dir})", file=sys.stderr)
         return 1

@@ -6,10 +6,12 @@ import asyncio
 import multiprocessing as mp
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed.rpc as rpc
 
+from agent.learner_ranks import RankGroup
 from agent.metrics import MetricsPipeline, Record
 from agent.principal import Principal, RunError
 from agent.sinks import JsonlSink, ProgressSink, TensorBoardSink, WandbSink
@@ -43,7 +45,9 @@ def build_metrics(spec: Spec, run_dir: Path, initial_env_steps: int) -> MetricsP
     return MetricsPipeline(sinks, cfg.queue_size)
 
 
-def train_local(spec: Spec, run_dir: Path, resume_state: dict | None = None) -> Record:
+def train_local(
+    spec: Spec, run_dir: Path, resume_state: dict | None = None, comm: Any | None = None
+) -> Record:
     """Spawn ``spec.observers`` observer processes on this host and train to the budget."""
     dist = spec.distributed
     endpoint = Endpoint(dist.master_addr, dist.master_port or free_port(dist.master_addr),
@@ -61,7 +65,7 @@ def train_local(spec: Spec, run_dir: Path, resume_state: dict | None = None) -> 
     for process in processes:
         process.start()
     try:
-        return train_agent(spec, run_dir, resume_state, endpoint, processes)
+        return train_agent(spec, run_dir, resume_state, endpoint, processes, comm)
     finally:
         for process in processes:
             process.join(JOIN_TIMEOUT_S)
@@ -76,18 +80,37 @@ def train_agent(
     resume_state: dict | None,
     endpoint: Endpoint,
     local_observers: list[mp.process.BaseProcess] | None = None,
+    comm: Any | None = None,
 ) -> Record:
-    """Be the principal agent (RPC rank 0) of ``endpoint`` and train to the budget."""
+    """Be the principal agent (RPC rank 0) of ``endpoint`` and train to the budget.
+
+    With ``comm`` (MPI), this is learner rank 0 and drives the other learner ranks.
+    """
     torch.set_num_threads(spec.learner.torch_threads)
-    timeout = spec.distributed.start_timeout_s
-    principal = _build_principal(spec, run_dir, resume_state, endpoint.world_size)
+    group = RankGroup(comm, list(spec.tasks)) if comm is not None else None
+    try:
+        principal = _build_principal(spec, run_dir, resume_state, endpoint.world_size, group)
+        if group is not None:
+            group.start(spec.model_dump(mode="json"), run_dir, principal.learner.state_dict(),
+                        principal.replay_episodes_by_rank)
+        return _serve(principal, endpoint, local_observers or [])
+    finally:
+        if group is not None:
+            group.close()
+
+
+def _serve(
+    principal: Principal, endpoint: Endpoint, local_observers: list[mp.process.BaseProcess]
+) -> Record:
+    """Join the RPC group as rank 0, run the principal, shut RPC down once."""
+    timeout = principal.spec.distributed.start_timeout_s
     try:
         rpc.init_rpc(
             AGENT_NAME, rank=0, world_size=endpoint.world_size,
             rpc_backend_options=rpc_options(endpoint.addr, endpoint.port, timeout),
         )
     except Exception as exc:
-        dead = [p.name for p in local_observers or [] if not p.is_alive()]
+        dead = [p.name for p in local_observers if not p.is_alive()]
         raise RunError(
             f"observers did not join at {endpoint.addr}:{endpoint.port} within {timeout:.0f} s"
             f" (exited: {dead or 'none'}): {exc}"
@@ -111,13 +134,14 @@ def _shutdown_rpc(graceful: bool) -> None:
 
 
 def _build_principal(
-    spec: Spec, run_dir: Path, resume_state: dict | None, world_size: int
+    spec: Spec, run_dir: Path, resume_state: dict | None, world_size: int,
+    group: RankGroup | None,
 ) -> Principal:
     names = [observer_name(rank) for rank in range(1, world_size)]
     initial = int(resume_state["counters"]["env_steps"]) if resume_state else 0
     metrics = build_metrics(spec, run_dir, initial)
     principal = Principal(
-        spec, run_dir, RpcTransport(spec.distributed.rpc_timeout_s), names, metrics
+        spec, run_dir, RpcTransport(spec.distributed.rpc_timeout_s), names, metrics, group
     )
     if resume_state is not None:
         principal.load_state_dict(resume_state)

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+
 from agent.networks import Actor
 from agent.normalizer import ObservationEncoder
 from agent.spec import Spec
 from observer.envs import TaskShape, task_shape
 from observer.rollout import Policy
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def task_shapes(tasks: Sequence[str]) -> list[TaskShape]:

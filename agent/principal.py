@@ -22,8 +22,10 @@ import torch
 from agent.batching import MultiTaskBatcher
 from agent.checkpoint import LATEST, save_checkpoint
 from agent.her import HerSampler
+from agent.learner_ranks import RankGroup, replay_root
 from agent.metrics import MetricsPipeline, Record
-from agent.model import build_encoder, task_shapes
+from agent.model import build_encoder, resolve_device, task_shapes
+from agent.mpi import GradientAverager
 from agent.replay import EpisodeReplay
 from agent.replay_store import ReplayChunks
 from agent.spec import Spec
@@ -37,13 +39,6 @@ from observer.messages import EpisodeBatch, Order, OrderResult, PolicySnapshot
 EVAL_SEED_OFFSET = 1_000_003
 STOP_GRACE_S = 10.0
 """After a stop request, how long in-flight orders may still arrive and be stored."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class RunError(RuntimeError):
@@ -60,8 +55,11 @@ class Principal:
         transport: Transport,
         observers: Sequence[str],
         metrics: MetricsPipeline,
+        group: RankGroup | None = None,
     ) -> None:
         self.spec, self.run_dir, self.transport = spec, run_dir, transport
+        self.group = group
+        """The other MPI learner ranks, when started by mpiexec."""
         self.observers, self.metrics = list(observers), metrics
         self.tasks = list(spec.tasks)
         self.shapes = task_shapes(self.tasks)
@@ -74,10 +72,12 @@ class Principal:
             len(self.tasks),
             spec.learner,
             resolve_device(spec.learner.device),
+            GradientAverager(group.comm) if group else None,
         )
         self.replays = [EpisodeReplay(s, spec.replay.capacity_per_task) for s in self.shapes]
-        replay_root = run_dir / "checkpoints" / "replay"
-        self.replay_chunks = [ReplayChunks(replay_root, task) for task in self.tasks]
+        self.replay_chunks = [ReplayChunks(replay_root(run_dir, 0), t) for t in self.tasks]
+        self.replay_episodes_by_rank: list[list[int]] | None = None
+        """Replay counts of ranks 1..N-1 at the last checkpoint (MPI runs)."""
         her = spec.replay.her
         samplers = [HerSampler(family_of(t).reward_fn(t), her.strategy, her.k) for t in self.tasks]
         self.batcher = MultiTaskBatcher(self.replays, samplers, self.encoder, self.rng)
@@ -108,6 +108,7 @@ class Principal:
         self._force_stop: asyncio.Event | None = None
         self._episode_queue: asyncio.Queue[tuple[OrderResult, int] | None] | None = None
         self._last_eval_steps = -1
+        self._encoder_changed = False
 
     # ----------------------------------------------------------------- state
     def wall_time(self) -> float:
@@ -127,6 +128,7 @@ class Principal:
                 "next_checkpoint": self.next_checkpoint,
                 "order_id": self.order_id,
                 "replay_episodes": [replay.added for replay in self.replays],
+                "replay_episodes_by_rank": self.replay_episodes_by_rank or [],
             },
             "rng": {
                 "numpy": self.rng.bit_generator.state,
@@ -153,6 +155,7 @@ class Principal:
             self.replay_chunks, self.replays, counters["replay_episodes"], strict=True
         ):
             chunks.restore(replay, int(upto))
+        self.replay_episodes_by_rank = counters.get("replay_episodes_by_rank") or None
         # Whatever replay was not restored is collected again before updates resume.
         restored = sum(replay.transitions for replay in self.replays)
         remaining = self.spec.budget.env_steps - self.env_steps
@@ -164,6 +167,8 @@ class Principal:
         """Replay chunks first, then the checkpoint that counts them (atomically)."""
         for chunks, replay in zip(self.replay_chunks, self.replays, strict=True):
             chunks.flush(replay)
+        if self.group is not None and not self.group.stopped:
+            self.replay_episodes_by_rank = self.group.flush_replay()
         path = self.run_dir / "checkpoints" / LATEST
         save_checkpoint(path, self.state_dict())
         return path
@@ -246,6 +251,8 @@ class Principal:
             self.checkpoint()
         except OSError as exc:
             self.errors.append(exc)
+        if self.group is not None:
+            self.group.stop()
         end = {
             "event": "end",
             "env_steps": self.env_steps,
@@ -401,9 +408,11 @@ class Principal:
 
     def _store(self, batch: EpisodeBatch) -> None:
         task = self.tasks.index(batch.task)
-        self.replays[task].add(batch)
+        if self.group is None or self.group.route(batch):
+            self.replays[task].add(batch)
         goals = np.concatenate([batch.achieved_goal, batch.desired_goal], axis=1)
         self.encoder.update(task, batch.obs, goals)
+        self._encoder_changed = True
         self.scheduler.record_success(batch.task, batch.success)
         self.env_steps += batch.env_steps
         self.episodes += batch.num_episodes
@@ -415,7 +424,7 @@ class Principal:
         ratio = self.spec.learner.updates_per_env_step
         return (
             not self.stopping
-            and stored > 0
+            and (stored > 0 if self.group is None else self.group.ready())
             and self.env_steps >= self._warmup_until
             and self.learner.updates < ratio * self.env_steps
         )
@@ -436,8 +445,14 @@ class Principal:
             await self._wait_until(lambda: self._may_update() or self._learning_finished())
 
     def _update_once(self) -> None:
-        batch = self.batcher.sample(self.spec.learner.batch_size, self.scheduler.batch_shares())
-        weights = torch.as_tensor(self.weighting.weights())
+        shares, weights = self.scheduler.batch_shares(), self.weighting.weights()
+        if self.group is not None:
+            if self._encoder_changed:
+                self.group.encoder_changed(self.encoder.state_dict())
+                self._encoder_changed = False
+            self.group.update(shares, weights)
+        batch = self.batcher.sample(self.spec.learner.batch_size, shares)
+        weights = torch.as_tensor(weights)
         out = self.learner.update(batch.to(self.learner.device), weights)
         self._window.add_update(out, weights)
         updates = self.learner.updates
