@@ -11,6 +11,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from agent.mpi import mpi_world
 from agent.spec import Spec, SpecError, dump_spec, load_spec
@@ -132,6 +133,9 @@ def _endpoint(args: argparse.Namespace, spec: Spec) -> Endpoint:
         if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise UsageError(f"--master {args.master!r}: expected HOST:PORT")
         addr, port = host, int(port_text)
+    if ":" in addr or addr in ("0.0.0.0", "*"):
+        raise UsageError(f"--master {addr!r}: give one IPv4 address or host name of the agent "
+                         "(IPv6 and wildcard addresses are not supported)")
     if port == 0:
         raise UsageError(f"--role {args.role}: needs a fixed port (--master HOST:PORT)")
     world_size = args.world_size if args.world_size is not None else dist.world_size
@@ -139,6 +143,18 @@ def _endpoint(args: argparse.Namespace, spec: Spec) -> Endpoint:
         raise UsageError(f"--role {args.role}: --world-size must be at least 2 "
                          f"(agent + observers), got {world_size}")
     return Endpoint(addr, port, world_size)
+
+
+def _check_same_ranks(state: dict | None, comm: Any | None, run_dir: Path | None) -> None:
+    """Replay shards belong to ranks: a resume needs the same number of learner ranks."""
+    if state is None:
+        return
+    saved = len(state["counters"].get("replay_episodes_by_rank") or []) + 1
+    now = comm.Get_size() if comm is not None else 1
+    if saved != now:
+        raise UsageError(f"{run_dir}: saved with {saved} learner rank(s), resumed with {now}; "
+                         f"resume with mpiexec -n {saved}" if saved > 1 else
+                         f"{run_dir}: saved without MPI; resume without mpiexec")
 
 
 def _run_observer(args: argparse.Namespace) -> int:
@@ -171,7 +187,8 @@ def _run_train(argv: list[str]) -> int:
         if args.resume is not None and args.run_dir is not None:
             raise UsageError("--run-dir: not allowed with --resume (the run directory is given)")
         spec, run_dir, resume_state, endpoint = _prepare_train(args)
-    except (SpecError, UsageError):
+        _check_same_ranks(resume_state, comm, args.resume)
+    except BaseException:
         if comm is not None:
             comm.bcast(None, root=0)  # the other learner ranks exit too
         raise

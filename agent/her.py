@@ -37,7 +37,7 @@ class HerSampler:
         if replay.episodes == 0:
             raise ValueError("cannot sample from an empty replay buffer")
         horizon = replay.horizon
-        ep = rng.integers(0, replay.episodes, n)
+        ep = replay.slots(rng.integers(0, replay.episodes, n))
         t = rng.integers(0, horizon, n)
         goal = replay.desired_goal[ep, t].copy()
         relabeled = rng.random(n) < self.relabel_prob

@@ -12,7 +12,10 @@ episodes (the merge of every rank's sums) and broadcast.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +93,23 @@ class RankGroup:
         """Every rank has data to sample from."""
         return bool(self._received.all())
 
+    def mark_restored(self, replay_episodes_by_rank: list[list[int]] | None,
+                      rank0_has_data: bool) -> None:
+        """Ranks whose replay shard comes back from a checkpoint already have data."""
+        self._received[0] |= rank0_has_data
+        for rank, counts in enumerate(replay_episodes_by_rank or [], start=1):
+            self._received[rank] |= sum(counts) > 0
+
+    @contextlib.contextmanager
+    def abort_on_error(self) -> Iterator[None]:
+        """Inside a collective the other ranks cannot be told: abort the whole job."""
+        try:
+            yield
+        except BaseException as exc:
+            print(f"error: learner rank 0 failed inside a collective ({exc!r}); "
+                  "aborting every rank", file=sys.stderr, flush=True)
+            self.comm.Abort(1)
+
     def encoder_changed(self, state: dict) -> None:
         self._encoder = state
 
@@ -126,12 +146,30 @@ class RankGroup:
 
 
 def run_learner_rank(comm: Any) -> int:
-    """Ranks 1..N-1: learn in lockstep with rank 0 until it says stop."""
+    """Ranks 1..N-1: learn in lockstep with rank 0 until it says stop.
+
+    Any error here would leave rank 0 waiting in a collective: it aborts the whole job.
+    """
     for sig in (signal.SIGINT, signal.SIGTERM):  # mpiexec forwards them; rank 0 decides
         signal.signal(sig, signal.SIG_IGN)
     setup: Setup | None = comm.bcast(None, root=0)
     if setup is None:
         return 2
+    try:
+        return _learn_in_lockstep(comm, setup)
+    except BaseException as exc:
+        print(f"error: learner rank {comm.Get_rank()} failed ({exc!r}); aborting every rank",
+              file=sys.stderr, flush=True)
+        comm.Abort(1)
+        raise
+
+
+def shard_capacity(capacity_per_task: int, ranks: int) -> int:
+    """Each rank keeps its share, so all ranks together hold ``capacity_per_task``."""
+    return max(1, capacity_per_task // ranks)
+
+
+def _learn_in_lockstep(comm: Any, setup: Setup) -> int:
     rank = comm.Get_rank()
     spec = validate_spec(setup.spec, "spec from rank 0")
     torch.set_num_threads(spec.learner.torch_threads)
@@ -140,7 +178,8 @@ def run_learner_rank(comm: Any) -> int:
     learner = TD3Learner(encoder.input_dim, encoder.action_dim, len(tasks), spec.learner,
                          resolve_device(spec.learner.device), GradientAverager(comm))
     learner.load_state_dict(setup.learner)
-    replays = [EpisodeReplay(s, spec.replay.capacity_per_task) for s in shapes]
+    capacity = shard_capacity(spec.replay.capacity_per_task, comm.Get_size())
+    replays = [EpisodeReplay(s, capacity) for s in shapes]
     chunks = [ReplayChunks(replay_root(Path(setup.run_dir), rank), t) for t in tasks]
     counts = setup.replay_episodes[rank - 1] if setup.replay_episodes else None
     if counts is not None:

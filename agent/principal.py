@@ -22,7 +22,7 @@ import torch
 from agent.batching import MultiTaskBatcher
 from agent.checkpoint import LATEST, save_checkpoint
 from agent.her import HerSampler
-from agent.learner_ranks import RankGroup, replay_root
+from agent.learner_ranks import RankGroup, replay_root, shard_capacity
 from agent.metrics import MetricsPipeline, Record
 from agent.model import build_encoder, resolve_device, task_shapes
 from agent.mpi import GradientAverager
@@ -74,7 +74,10 @@ class Principal:
             resolve_device(spec.learner.device),
             GradientAverager(group.comm) if group else None,
         )
-        self.replays = [EpisodeReplay(s, spec.replay.capacity_per_task) for s in self.shapes]
+        capacity = spec.replay.capacity_per_task
+        if group is not None:
+            capacity = shard_capacity(capacity, group.size)
+        self.replays = [EpisodeReplay(s, capacity) for s in self.shapes]
         self.replay_chunks = [ReplayChunks(replay_root(run_dir, 0), t) for t in self.tasks]
         self.replay_episodes_by_rank: list[list[int]] | None = None
         """Replay counts of ranks 1..N-1 at the last checkpoint (MPI runs)."""
@@ -156,6 +159,9 @@ class Principal:
         ):
             chunks.restore(replay, int(upto))
         self.replay_episodes_by_rank = counters.get("replay_episodes_by_rank") or None
+        if self.group is not None:
+            self.group.mark_restored(self.replay_episodes_by_rank,
+                                     any(r.episodes for r in self.replays))
         # Whatever replay was not restored is collected again before updates resume.
         restored = sum(replay.transitions for replay in self.replays)
         remaining = self.spec.budget.env_steps - self.env_steps
@@ -249,7 +255,7 @@ class Principal:
         """Final checkpoint, the end record, metrics flushed."""
         try:
             self.checkpoint()
-        except OSError as exc:
+        except Exception as exc:  # a full disk must not cost the end line
             self.errors.append(exc)
         if self.group is not None:
             self.group.stop()
@@ -305,11 +311,15 @@ class Principal:
     def _budget_left(self) -> int:
         return self.spec.budget.env_steps - self.env_steps - self.pending_steps
 
+    def _episode_fits(self) -> bool:
+        return self._budget_left() >= min(s.horizon for s in self.shapes)
+
     def _collection_finished(self) -> bool:
-        no_episode_fits = self._budget_left() < min(s.horizon for s in self.shapes)
-        return (self.stopping or no_episode_fits) and self.pending_steps == 0
+        return (self.stopping or not self._episode_fits()) and self.pending_steps == 0
 
     def _may_dispatch(self) -> bool:
+        if self.group is not None and not self.group.ready():
+            return True  # every learner rank needs data before the first update
         cfg = self.spec.learner
         consumed = self.learner.updates / cfg.updates_per_env_step
         allowed = max(self._warmup_until, consumed) + cfg.collect_ahead_env_steps
@@ -347,9 +357,16 @@ class Principal:
     async def _collect_slot(self, observer: str) -> None:
         """Keep one order outstanding at ``observer`` until the budget is dispatched."""
         assert self._episode_queue is not None
-        while observer not in self.lost:
-            await self._wait_until(lambda: self.stopping or self._may_dispatch())
-            order = None if self.stopping else self._next_order(observer)
+        while True:
+            # Wait rather than exit when the budget is merely all dispatched: a lost
+            # observer's steps can come back and must still be collected.
+            await self._wait_until(
+                lambda: self.stopping or self._collection_finished()
+                or (self._may_dispatch() and self._episode_fits())
+            )
+            if self.stopping or self._collection_finished() or observer in self.lost:
+                return
+            order = self._next_order(observer)
             if order is None:
                 return
             steps = self._order_steps(order)
@@ -445,15 +462,18 @@ class Principal:
             await self._wait_until(lambda: self._may_update() or self._learning_finished())
 
     def _update_once(self) -> None:
-        shares, weights = self.scheduler.batch_shares(), self.weighting.weights()
-        if self.group is not None:
+        shares, task_weights = self.scheduler.batch_shares(), self.weighting.weights()
+        batch = self.batcher.sample(self.spec.learner.batch_size, shares).to(self.learner.device)
+        weights = torch.as_tensor(task_weights)
+        if self.group is None:
+            out = self.learner.update(batch, weights)
+        else:
             if self._encoder_changed:
                 self.group.encoder_changed(self.encoder.state_dict())
                 self._encoder_changed = False
-            self.group.update(shares, weights)
-        batch = self.batcher.sample(self.spec.learner.batch_size, shares)
-        weights = torch.as_tensor(weights)
-        out = self.learner.update(batch.to(self.learner.device), weights)
+            self.group.update(shares, task_weights)
+            with self.group.abort_on_error():  # the other ranks wait inside the Allreduce
+                out = self.learner.update(batch, weights)
         self._window.add_update(out, weights)
         updates = self.learner.updates
         if updates % self.spec.collect.weights_every_updates == 0:

@@ -41,6 +41,10 @@ class EpisodeReplay:
         self.added += n
         self.episodes = min(self.episodes + n, self.capacity)
 
+    def slots(self, k: np.ndarray) -> np.ndarray:
+        """Ring slots of the ``k``-th oldest kept episodes (``0 <= k < episodes``)."""
+        return (self.added - self.episodes + k) % self.capacity
+
     def episodes_since(self, start: int) -> dict[str, np.ndarray]:
         """Copies of the episodes added since global index ``start`` that are still kept."""
         first = max(start, self.added - self.episodes)

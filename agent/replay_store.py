@@ -28,7 +28,12 @@ class ReplayChunks:
         """Episodes of this task already on disk."""
 
     def flush(self, replay: EpisodeReplay) -> None:
-        """Write the episodes added since the last flush; drop chunks the ring forgot."""
+        """Write the episodes added since the last flush; drop chunks no checkpoint needs.
+
+        A chunk goes only once the ring had forgotten it at the *previous* flush, so the
+        previous checkpoint stays restorable if writing the next one fails.
+        """
+        forgotten = self.persisted - replay.capacity
         if replay.added > self.persisted:
             arrays = replay.episodes_since(self.persisted)
             first = replay.added - len(arrays["actions"])
@@ -38,7 +43,7 @@ class ReplayChunks:
             )
             self.persisted = replay.added
         for start, path, count in self._chunks():
-            if start + count <= replay.added - replay.capacity:
+            if start + count <= forgotten:
                 path.unlink()
 
     def restore(self, replay: EpisodeReplay, upto: int) -> None:

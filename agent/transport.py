@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import warnings
 from dataclasses import dataclass
@@ -46,7 +47,6 @@ def free_port(addr: str) -> int:
 
 
 RENDEZVOUS_SCHEME = "boundtcp"
-_listeners: list[socket.socket] = []  # keeps the agent's bound rendezvous socket open
 
 
 def _bound_tcp_rendezvous(url: str, timeout: timedelta = timedelta(minutes=5), **_):
@@ -61,12 +61,16 @@ def _bound_tcp_rendezvous(url: str, timeout: timedelta = timedelta(minutes=5), *
     listen_fd = None
     if rank == 0:
         listener = socket.create_server((parsed.hostname, parsed.port), backlog=128)
-        _listeners.append(listener)
-        listen_fd = listener.fileno()
-    store = dist.TCPStore(
-        parsed.hostname, parsed.port, world_size, rank == 0, timeout,
-        multi_tenant=True, master_listen_fd=listen_fd,
-    )
+        listen_fd = listener.detach()  # the store owns (and closes) the descriptor now
+    try:
+        store = dist.TCPStore(
+            parsed.hostname, parsed.port, world_size, rank == 0, timeout,
+            multi_tenant=True, master_listen_fd=listen_fd,
+        )
+    except BaseException:
+        if listen_fd is not None:
+            os.close(listen_fd)
+        raise
     yield store, rank, world_size
     raise RuntimeError(f"{RENDEZVOUS_SCHEME}:// cannot re-rendezvous")
 

@@ -54,7 +54,20 @@ def test_chunks_the_ring_forgot_are_deleted(tmp_path: Path) -> None:
         replay.add(episodes(first, 2))
         chunks.flush(replay)
     names = sorted(p.name for p in (tmp_path / "t").iterdir())
-    assert names == ["000000000004-2.pt", "000000000006-2.pt"]
+    # episodes 0-1 were forgotten by the previous flush; 2-3 stay for the previous checkpoint
+    assert names == ["000000000002-2.pt", "000000000004-2.pt", "000000000006-2.pt"]
+
+
+def test_restore_into_a_larger_ring_samples_only_restored_episodes(tmp_path: Path) -> None:
+    replay = EpisodeReplay(SHAPE, capacity_transitions=10 * SHAPE.horizon)
+    chunks = ReplayChunks(tmp_path, "t")
+    for first in range(0, 25, 5):
+        replay.add(episodes(first, 5))
+        chunks.flush(replay)
+    bigger = EpisodeReplay(SHAPE, capacity_transitions=40 * SHAPE.horizon)
+    ReplayChunks(tmp_path, "t").restore(bigger, upto=25)
+    kept = bigger.obs[bigger.slots(np.arange(bigger.episodes)), 0, 0]
+    assert kept.tolist() == list(range(10, 25))  # every chunk still on disk, no blank slot
 
 
 def test_chunks_written_after_the_last_checkpoint_are_ignored(tmp_path: Path) -> None:
