@@ -116,6 +116,8 @@ def test_agent_listens_only_on_the_address_it_is_given(hosts: dict[str, str]) ->
     [
         (["--role", "agent"], "needs a fixed port"),
         (["--role", "agent", "--master", "127.0.0.1:x"], "expected HOST:PORT"),
+        (["--role", "agent", "--master", "[::1]:29633", "--world-size", "2"], "IPv6"),
+        (["--role", "agent", "--master", "0.0.0.0:29633", "--world-size", "2"], "wildcard"),
         (["--role", "agent", "--master", "127.0.0.1:29633"], "--world-size must be at least 2"),
         (["--role", "observer", "--master", "127.0.0.1:29633", "--world-size", "3"], "--rank"),
         (["--role", "observer", "--master", "127.0.0.1:29633", "--world-size", "3",

@@ -114,3 +114,19 @@ def test_shipped_specs_are_valid() -> None:
 def test_duplicate_tasks_rejected(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="each task may appear once"):
         load_spec(write(tmp_path, "tasks: [FetchReach-v4, FetchReach-v4]\nbudget: {env_steps: 9}"))
+
+
+def test_resume_needs_the_same_number_of_learner_ranks() -> None:
+    from agent.cli import UsageError, _check_same_ranks
+
+    saved_with_two = {"counters": {"replay_episodes_by_rank": [[3]]}}
+    with pytest.raises(UsageError, match="mpiexec -n 2"):
+        _check_same_ranks(saved_with_two, None, Path("run"))
+
+    class OneOfThree:
+        def Get_size(self) -> int:
+            return 3
+
+    with pytest.raises(UsageError, match="without mpiexec"):
+        _check_same_ranks({"counters": {"replay_episodes_by_rank": []}}, OneOfThree(), Path("r"))
+    _check_same_ranks({"counters": {}}, None, Path("run"))  # plain run, plain resume: fine

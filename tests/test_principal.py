@@ -1,0 +1,111 @@
+"""The principal's orchestration with a scripted transport: budget, loss, reassignment."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.metrics import MetricsPipeline
+from agent.principal import Principal, RunError
+from agent.spec import validate_spec
+from observer.messages import EpisodeBatch, Order, OrderResult
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+
+    def write(self, record: dict) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        pass
+
+
+class ScriptedTransport:
+    """Replies with random episodes after ``delay[observer]`` s, or fails for ``failing``."""
+
+    def __init__(self, delay: dict[str, float], failing: set[str], shapes: dict) -> None:
+        self.delay, self.failing, self.shapes = delay, failing, shapes
+        self.sent: list[tuple[str, Order]] = []
+        self.rng = np.random.default_rng(0)
+
+    def submit(self, observer: str, order: Order) -> asyncio.Future:
+        self.sent.append((observer, order))
+        future = asyncio.get_running_loop().create_future()
+
+        def reply() -> None:
+            if observer in self.failing:
+                future.set_exception(RuntimeError(f"{observer} died"))
+            else:
+                batches = [self._episodes(task, n, order) for task, n in order.tasks]
+                future.set_result(OrderResult(order.order_id, observer, batches))
+
+        asyncio.get_running_loop().call_later(self.delay[observer], reply)
+        return future
+
+    def _episodes(self, task: str, n: int, order: Order) -> EpisodeBatch:
+        s = self.shapes[task]
+        r = self.rng
+        return EpisodeBatch(
+            task, r.normal(size=(n, s.horizon + 1, s.obs_dim)).astype(np.float32),
+            r.normal(size=(n, s.horizon + 1, s.goal_dim)).astype(np.float32),
+            r.normal(size=(n, s.horizon, s.goal_dim)).astype(np.float32),
+            r.uniform(-1, 1, (n, s.horizon, s.action_dim)).astype(np.float32),
+            np.zeros(n, bool), order.policy.version if order.policy else 0,
+        )
+
+
+def make_principal(tmp_path: Path, budget: int, delay: dict, failing: set) -> tuple:
+    spec = validate_spec({
+        "tasks": ["FetchReach-v4"], "budget": {"env_steps": budget},
+        "eval": {"every_env_steps": 10**6, "episodes": 2},
+        "collect": {"episodes_per_task": 2, "orders_in_flight": 2},
+        "learner": {"hidden_sizes": [8], "batch_size": 16, "start_after_env_steps": 100,
+                    "updates_per_env_step": 0.05, "collect_ahead_env_steps": 10**6},
+        "metrics": {"tensorboard": False, "progress_bar": False,
+                    "wandb": {"mode": "disabled"}},
+    }, "test")
+    sink = ListSink()
+    principal = Principal(spec, tmp_path, None, list(delay), MetricsPipeline([sink], 100))
+    transport = ScriptedTransport(delay, failing, dict(zip(spec.tasks, principal.shapes,
+                                                          strict=True)))
+    principal.transport = transport
+    return principal, transport, sink
+
+
+def test_work_of_an_observer_lost_after_the_budget_was_dispatched_is_collected(
+    tmp_path: Path,
+) -> None:
+    """Every order is out when B fails: A's slots must wait and take B's task lists."""
+    principal, _, sink = make_principal(
+        tmp_path, budget=400, delay={"A": 0.01, "B": 0.3}, failing={"B"})
+    end = asyncio.run(asyncio.wait_for(principal.run(), timeout=60))
+    assert end["env_steps"] == 400 and end["observers_lost"] == 1
+    assert end["episodes_by_observer"] == {"A": 8, "B": 0}
+    lost = [r for r in sink.records if r["event"] == "observer_lost"]
+    assert [r["observer"] for r in lost] == ["B"]
+    evals = [r for r in sink.records if r["event"] == "eval"]
+    assert evals and evals[-1]["env_steps"] == 400
+
+
+def test_losing_every_observer_stops_the_run_with_an_end_line(tmp_path: Path) -> None:
+    principal, _, sink = make_principal(
+        tmp_path, budget=400, delay={"A": 0.01, "B": 0.02}, failing={"A", "B"})
+    with pytest.raises(RunError, match="every observer is lost"):
+        asyncio.run(asyncio.wait_for(principal.run(), timeout=60))
+    end = sink.records[-1]
+    assert end["event"] == "end" and end["observers_lost"] == 2 and "error" in end
+    assert (tmp_path / "checkpoints" / "latest.pt").is_file()
+
+
+def test_budget_is_split_into_orders_that_never_overshoot(tmp_path: Path) -> None:
+    principal, transport, _ = make_principal(
+        tmp_path, budget=350, delay={"A": 0.01}, failing=set())
+    end = asyncio.run(asyncio.wait_for(principal.run(), timeout=60))
+    assert end["env_steps"] == 350  # 7 episodes: the last order carries one
+    collected = [n for _, order in transport.sent if order.explore for _, n in order.tasks]
+    assert sum(collected) == 7
