@@ -35,6 +35,19 @@ def start_main(log: Path, *args: str) -> subprocess.Popen:
     )
 
 
+class ListSink:
+    """A metrics sink that keeps every record in memory."""
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+
+    def write(self, record: dict) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        pass
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
     with open(run_dir / "metrics.jsonl") as lines:
         return [json.loads(line) for line in lines]

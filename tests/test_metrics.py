@@ -10,21 +10,11 @@ import pytest
 
 from agent.metrics import MetricsPipeline
 from agent.sinks import JsonlSink, TensorBoardSink, WandbSink, _scalars
-
-
-class SlowSink:
-    def __init__(self) -> None:
-        self.records: list[dict] = []
-
-    def write(self, record: dict) -> None:
-        self.records.append(record)
-
-    def close(self) -> None:
-        pass
+from tests.conftest import ListSink
 
 
 def test_full_queue_drops_and_counts_but_reliable_records_wait() -> None:
-    sink = SlowSink()
+    sink = ListSink()
 
     async def scenario() -> MetricsPipeline:
         pipeline = MetricsPipeline([sink], queue_size=3)
@@ -42,7 +32,7 @@ def test_full_queue_drops_and_counts_but_reliable_records_wait() -> None:
 
 
 def test_emit_returns_without_waiting_for_sinks() -> None:
-    class Blocking(SlowSink):
+    class Blocking(ListSink):
         def write(self, record: dict) -> None:
             import time
 
@@ -95,11 +85,11 @@ def test_wandb_sink_runs_offline_without_network_or_key(
 
 
 def test_a_failing_sink_is_disabled_and_the_others_keep_going() -> None:
-    class Broken(SlowSink):
+    class Broken(ListSink):
         def write(self, record: dict) -> None:
             raise OSError("disk full")
 
-    good = SlowSink()
+    good = ListSink()
 
     async def scenario() -> MetricsPipeline:
         pipeline = MetricsPipeline([Broken(), good], queue_size=10)

@@ -12,17 +12,7 @@ from agent.metrics import MetricsPipeline
 from agent.principal import Principal, RunError
 from agent.spec import validate_spec
 from observer.messages import EpisodeBatch, Order, OrderResult
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.records: list[dict] = []
-
-    def write(self, record: dict) -> None:
-        self.records.append(record)
-
-    def close(self) -> None:
-        pass
+from tests.conftest import ListSink
 
 
 class ScriptedTransport:
