@@ -96,6 +96,10 @@ class Principal:
         # run-local state
         self.pending_steps = 0
         self.episodes_by_observer: dict[str, int] = dict.fromkeys(self.observers, 0)
+        self._slots = dict.fromkeys(self.observers, 0)
+        self._in_flight = dict.fromkeys(self.observers, 0)
+        self._last_dispatch = dict.fromkeys(self.observers, 0)
+        self._dispatches = 0
         self.lost: list[str] = []
         """Observers that died or stopped answering; they get no more orders."""
         self._reassigned: deque[list[tuple[str, int]]] = deque()
@@ -356,13 +360,21 @@ class Principal:
 
     async def _collect_slot(self, observer: str) -> None:
         """Keep one order outstanding at ``observer`` until the budget is dispatched."""
+        self._slots[observer] += 1
+        try:
+            await self._collect_with_slot(observer)
+        finally:
+            self._slots[observer] -= 1
+            await self._notify()  # another observer's turn now
+
+    async def _collect_with_slot(self, observer: str) -> None:
         assert self._episode_queue is not None
         while True:
             # Wait rather than exit when the budget is merely all dispatched: a lost
             # observer's steps can come back and must still be collected.
             await self._wait_until(
                 lambda: self.stopping or self._collection_finished()
-                or (self._may_dispatch() and self._episode_fits())
+                or (self._may_dispatch() and self._episode_fits() and self._turn_of(observer))
             )
             if self.stopping or self._collection_finished() or observer in self.lost:
                 return
@@ -371,17 +383,30 @@ class Principal:
                 return
             steps = self._order_steps(order)
             self.pending_steps += steps
+            self._in_flight[observer] += 1
+            self._dispatches += 1
+            self._last_dispatch[observer] = self._dispatches
             try:
                 result = await self._submit_or_lose(observer, order)
             except BaseException:
                 self.pending_steps -= steps
                 raise
+            finally:
+                self._in_flight[observer] -= 1
             if result is None:  # observer lost: its task list goes to the remaining ones
                 self.pending_steps -= steps
                 self._reassigned.append(order.tasks)
                 await self._notify()
                 return
             await self._episode_queue.put((result, steps))
+
+    def _turn_of(self, observer: str) -> bool:
+        """Fair dispatch: the live observer with a free slot, fewest orders in flight and
+        the oldest last dispatch goes next (the condition's wake-up order is not fair)."""
+        free = [o for o in self._live_observers() if self._in_flight[o] < self._slots[o]]
+        return bool(free) and observer == min(
+            free, key=lambda o: (self._in_flight[o], self._last_dispatch[o])
+        )
 
     async def _submit_or_lose(self, observer: str, order: Order) -> OrderResult | None:
         """The reply, or None once ``observer`` is marked lost (died, or past the timeout)."""
