@@ -6,7 +6,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MUJOCO_GL=egl \
     WANDB_MODE=offline
 
-RUN useradd --create-home --uid 1000 rl
+RUN useradd --create-home --uid 1000 rl \
+    && install -d -o rl -g rl /home/rl/app
 WORKDIR /home/rl/app
 COPY --chown=rl:rl . .
 USER 1000:1000
