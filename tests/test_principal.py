@@ -103,7 +103,7 @@ def test_budget_is_split_into_orders_that_never_overshoot(tmp_path: Path) -> Non
 
 def test_rate_limited_dispatch_is_shared_fairly_between_observers(tmp_path: Path) -> None:
     """Learner-bound: one order at a time goes out; observers must take turns."""
-    principal, transport, _ = make_principal(
+    principal, _, _ = make_principal(
         tmp_path, budget=3000, delay={"A": 0.01, "B": 0.01}, failing=set())
     principal.spec.learner.updates_per_env_step = 0.5
     principal.spec.learner.collect_ahead_env_steps = 400
