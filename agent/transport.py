@@ -58,6 +58,8 @@ def _bound_tcp_rendezvous(url: str, timeout: timedelta = timedelta(minutes=5), *
     parsed = urlparse(url)
     query = dict(item.split("=", 1) for item in parsed.query.split("&") if item)
     rank, world_size = int(query["rank"]), int(query["world_size"])
+    if "timeout_s" in query:  # torch passes no timeout to handlers: we carry our own
+        timeout = timedelta(seconds=float(query["timeout_s"]))
     listen_fd = None
     if rank == 0:
         listener = socket.create_server((parsed.hostname, parsed.port), backlog=128)
@@ -82,7 +84,8 @@ def rpc_options(addr: str, port: int, timeout_s: float) -> rpc.TensorPipeRpcBack
     """TensorPipe options rendezvousing at ``addr:port`` over the interface that reaches it."""
     pin_interfaces(addr)
     return rpc.TensorPipeRpcBackendOptions(
-        init_method=f"{RENDEZVOUS_SCHEME}://{addr}:{port}", rpc_timeout=timeout_s,
+        init_method=f"{RENDEZVOUS_SCHEME}://{addr}:{port}?timeout_s={timeout_s}",
+        rpc_timeout=timeout_s,
         num_worker_threads=8,
     )
 
