@@ -34,10 +34,11 @@ class Batch:
         return Batch(*(t.to(device, non_blocking=True) for t in vars(self).values()))
 
 
-def per_task_mean(values: torch.Tensor, task: torch.Tensor, num_tasks: int) -> torch.Tensor:
-    """Mean of ``values`` over the rows of each task (0 for a task with no rows)."""
-    sums = torch.zeros(num_tasks, device=values.device).index_add_(0, task, values)
-    return sums / task_counts(task, num_tasks).clamp_min(1)
+def per_task_mean(values: torch.Tensor, task: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` over the rows of each task (0 for a task with no rows);
+    ``counts`` are the rows per task (:func:`task_counts`)."""
+    sums = torch.zeros(len(counts), device=values.device).index_add_(0, task, values)
+    return sums / counts.clamp_min(1)
 
 
 def task_counts(task: torch.Tensor, num_tasks: int) -> torch.Tensor:
@@ -98,7 +99,8 @@ class TD3Learner:
         """
         cfg = self.config
         weights = task_weights.to(self.device)
-        present = (task_counts(batch.task, self.num_tasks) > 0).float()
+        counts = task_counts(batch.task, self.num_tasks)
+        present = (counts > 0).float()
         with torch.no_grad():
             next_action = self.actor_target(batch.next_obs)
             if self.twin:
@@ -112,7 +114,7 @@ class TD3Learner:
             )
         qs = [q(batch.obs, batch.action) for q in self.critics]
         td_error = sum(F.mse_loss(q, target, reduction="none") for q in qs)
-        critic_per_task = per_task_mean(td_error, batch.task, self.num_tasks)
+        critic_per_task = per_task_mean(td_error, batch.task, counts)
         critic_loss = combine(critic_per_task, weights, present)
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
@@ -123,25 +125,25 @@ class TD3Learner:
             "losses/critic": critic_loss.detach(),
             "losses/critic_per_task": critic_per_task.detach(),
             "q/mean": qs[0].detach().mean(),
-            "q/mean_per_task": per_task_mean(qs[0].detach(), batch.task, self.num_tasks),
+            "q/mean_per_task": per_task_mean(qs[0].detach(), batch.task, counts),
             "q/target_mean": target.mean(),
         }
         delay = cfg.policy_delay if self.twin else 1
         if self.updates % delay == 0:
-            metrics.update(self._update_actor(batch, weights, present))
+            metrics.update(self._update_actor(batch, weights, counts, present))
         if self.updates % cfg.target_update_every == 0:
             self._soft_update()
         return metrics
 
     def _update_actor(
-        self, batch: Batch, weights: torch.Tensor, present: torch.Tensor
+        self, batch: Batch, weights: torch.Tensor, counts: torch.Tensor, present: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         action = self.actor(batch.obs)
         self.critics.requires_grad_(False)  # the actor step needs no critic weight gradients
         q = self.critics[0](batch.obs, action)
         self.critics.requires_grad_(True)
         per_row = -q + self.config.action_l2 * action.pow(2).mean(-1)
-        actor_per_task = per_task_mean(per_row, batch.task, self.num_tasks)
+        actor_per_task = per_task_mean(per_row, batch.task, counts)
         actor_loss = combine(actor_per_task, weights, present)
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()

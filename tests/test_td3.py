@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from agent.spec import Learner
-from agent.td3 import Batch, TD3Learner, combine, per_task_mean, td3_target
+from agent.td3 import Batch, TD3Learner, combine, per_task_mean, task_counts, td3_target
 
 
 def test_target_uses_min_of_twin_critics_and_discount() -> None:
@@ -25,7 +25,7 @@ def test_target_is_clipped_to_return_range() -> None:
 def test_per_task_mean_and_weighted_combination() -> None:
     values = torch.tensor([1.0, 3.0, 10.0, 0.0])
     task = torch.tensor([0, 0, 1, 1])
-    per_task = per_task_mean(values, task, 3)
+    per_task = per_task_mean(values, task, task_counts(task, 3))
     assert per_task.tolist() == [2.0, 5.0, 0.0]
     present = torch.tensor([1.0, 1.0, 0.0])
     assert combine(per_task, torch.tensor([0.5, 0.25, 0.25]), present).item() == pytest.approx(3.0)
