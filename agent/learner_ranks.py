@@ -23,15 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from agent.batching import MultiTaskBatcher
-from agent.her import HerSampler
-from agent.model import build_encoder, resolve_device, task_shapes
+from agent.model import build_batcher, build_encoder, build_learner
 from agent.mpi import GradientAverager
-from agent.replay import EpisodeReplay
 from agent.replay_store import ReplayChunks
 from agent.spec import validate_spec
-from agent.td3 import TD3Learner
-from observer.envs import family_of
 from observer.messages import EpisodeBatch
 
 
@@ -173,22 +168,18 @@ def _learn_in_lockstep(comm: Any, setup: Setup) -> int:
     rank = comm.Get_rank()
     spec = validate_spec(setup.spec, "spec from rank 0")
     torch.set_num_threads(spec.learner.torch_threads)
-    tasks, shapes = list(spec.tasks), task_shapes(spec.tasks)
+    tasks = list(spec.tasks)
     encoder = build_encoder(spec)
-    learner = TD3Learner(encoder.input_dim, encoder.action_dim, len(tasks), spec.learner,
-                         resolve_device(spec.learner.device), GradientAverager(comm))
+    learner = build_learner(spec, encoder, GradientAverager(comm))
     learner.load_state_dict(setup.learner)
     capacity = shard_capacity(spec.replay.capacity_per_task, comm.Get_size())
-    replays = [EpisodeReplay(s, capacity) for s in shapes]
+    batcher = build_batcher(spec, encoder, capacity, np.random.default_rng([spec.seed, rank]))
+    replays = batcher.replays
     chunks = [ReplayChunks(replay_root(Path(setup.run_dir), rank), t) for t in tasks]
     counts = setup.replay_episodes[rank - 1] if setup.replay_episodes else None
     if counts is not None:
         for chunk, replay, upto in zip(chunks, replays, counts, strict=True):
             chunk.restore(replay, int(upto))
-    her = spec.replay.her
-    samplers = [HerSampler(family_of(t).reward_fn(t), her.strategy, her.k) for t in tasks]
-    batcher = MultiTaskBatcher(replays, samplers, encoder,
-                               np.random.default_rng([spec.seed, rank]))
     while True:
         control: Control = comm.scatter(None, root=0)
         for batch in control.episodes:

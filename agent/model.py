@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
+from agent.batching import MultiTaskBatcher
+from agent.her import HerSampler
 from agent.networks import Actor
 from agent.normalizer import ObservationEncoder
+from agent.replay import EpisodeReplay
 from agent.spec import Spec
-from observer.envs import TaskShape, task_shape
+from agent.td3 import GradSync, TD3Learner
+from observer.envs import TaskShape, family_of, task_shape
 from observer.rollout import Policy
 
 
@@ -18,6 +23,24 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def build_learner(
+    spec: Spec, encoder: ObservationEncoder, grad_sync: GradSync | None = None
+) -> TD3Learner:
+    """The TD3 learner over the encoder's input, on the spec's device."""
+    return TD3Learner(encoder.input_dim, encoder.action_dim, len(spec.tasks), spec.learner,
+                      resolve_device(spec.learner.device), grad_sync)
+
+
+def build_batcher(
+    spec: Spec, encoder: ObservationEncoder, capacity: int, rng: np.random.Generator
+) -> MultiTaskBatcher:
+    """Per-task replays of ``capacity`` transitions, sampled with the spec's HER settings."""
+    her = spec.replay.her
+    replays = [EpisodeReplay(shape, capacity) for shape in task_shapes(spec.tasks)]
+    samplers = [HerSampler(family_of(t).reward_fn(t), her.strategy, her.k) for t in spec.tasks]
+    return MultiTaskBatcher(replays, samplers, encoder, rng)
 
 
 def task_shapes(tasks: Sequence[str]) -> list[TaskShape]:

@@ -19,22 +19,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agent.batching import MultiTaskBatcher
 from agent.checkpoint import LATEST, save_checkpoint
-from agent.her import HerSampler
 from agent.learner_ranks import RankGroup, replay_root, shard_capacity
 from agent.metrics import MetricsPipeline, Record
-from agent.model import build_encoder, resolve_device, task_shapes
+from agent.model import build_batcher, build_encoder, build_learner, task_shapes
 from agent.mpi import GradientAverager
-from agent.replay import EpisodeReplay
 from agent.replay_store import ReplayChunks
 from agent.spec import Spec
-from agent.td3 import TD3Learner
 from agent.training_window import TrainingWindow
 from agent.transport import Transport
 from meta.scheduler import build_scheduler
 from meta.weighting import build_weighting
-from observer.envs import family_of
 from observer.messages import EpisodeBatch, Order, OrderResult, PolicySnapshot
 
 EVAL_SEED_OFFSET = 1_000_003
@@ -67,24 +62,17 @@ class Principal:
         torch.manual_seed(spec.seed)
         self.rng = np.random.default_rng(spec.seed)
         self.encoder = build_encoder(spec)
-        self.learner = TD3Learner(
-            self.encoder.input_dim,
-            self.encoder.action_dim,
-            len(self.tasks),
-            spec.learner,
-            resolve_device(spec.learner.device),
-            GradientAverager(group.comm) if group else None,
+        self.learner = build_learner(
+            spec, self.encoder, GradientAverager(group.comm) if group else None
         )
         capacity = spec.replay.capacity_per_task
         if group is not None:
             capacity = shard_capacity(capacity, group.size)
-        self.replays = [EpisodeReplay(s, capacity) for s in self.shapes]
+        self.batcher = build_batcher(spec, self.encoder, capacity, self.rng)
+        self.replays = self.batcher.replays
         self.replay_chunks = [ReplayChunks(replay_root(run_dir, 0), t) for t in self.tasks]
         self.replay_episodes_by_rank: list[list[int]] | None = None
         """Replay counts of ranks 1..N-1 at the last checkpoint (MPI runs)."""
-        her = spec.replay.her
-        samplers = [HerSampler(family_of(t).reward_fn(t), her.strategy, her.k) for t in self.tasks]
-        self.batcher = MultiTaskBatcher(self.replays, samplers, self.encoder, self.rng)
         self.scheduler = build_scheduler(spec.scheduler.name, self.tasks)
         self.weighting = build_weighting(spec.weighting.name, len(self.tasks))
         # counters (checkpointed)
