@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -111,13 +111,65 @@ class Normalizer(_Section):
 
 
 class Scheduler(_Section):
-    name: Literal["uniform"] = "uniform"
-    """Which tasks observers collect next and each task's share of a batch."""
+    name: Literal["uniform", "round_robin", "learning_progress", "curriculum", "sequential"] = (
+        "uniform"
+    )
+    """Which tasks observers collect next and each task's share of a batch (docs/multitask.md)."""
+    noise_free_share: Probability = 0.1
+    """Share of collection orders run without exploration noise; their success is the
+    feedback of learning_progress, curriculum and sequential (they are trained on too)."""
+    window: PositiveInt = 20
+    """Noise-free episodes per task in one success window."""
+    epsilon: Probability = 0.2
+    """learning_progress: share of episodes spread uniformly over all tasks."""
+    noise_floor_z: Annotated[float, Field(ge=0)] = 2.0
+    """learning_progress: a change in success below this many standard errors of the
+    difference of two windows counts as no progress (coin-flip tasks stay at ε/K)."""
+    order: list[str] | None = None
+    """curriculum, sequential: the task order (default: the order of ``tasks``)."""
+    threshold: Probability = 0.9
+    """curriculum, sequential: noise-free success over one window that passes a task."""
+    floor_share: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    """curriculum: collection and batch share each passed task keeps."""
 
 
 class Weighting(_Section):
-    name: Literal["mean"] = "mean"
-    """Per-task weights of the losses in the joint update."""
+    name: Literal["mean", "learning_progress", "loss", "famo", "pcgrad"] = "mean"
+    """Per-task weights of the losses in the joint update (docs/multitask.md)."""
+    famo_lr: PositiveFloat = 0.025
+    """famo: step size of the task logits."""
+    famo_decay: Annotated[float, Field(ge=0)] = 0.001
+    """famo: weight decay of the task logits (pulls weights back towards equal)."""
+
+
+class Meta(_Section):
+    update: Literal["none", "reptile", "fomaml"] = "none"
+    """none: joint update; reptile/fomaml: first-order meta-update across tasks."""
+    inner_steps: PositiveInt = 4
+    """TD3 updates per task inside one meta-update (k), each on a batch of that task only."""
+    outer_step: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """Outer step ε: reptile moves ε of the way to the mean adapted weights; fomaml applies
+    ε times the learning rate to the mean gradient at the adapted weights."""
+    inner_optimizer: Literal["adam", "sgd"] = "adam"
+    """Inner-loop optimizer (learning rates from the learner section)."""
+
+
+class Model(_Section):
+    arch: Literal["onehot", "multihead", "ptsl", "lora"] = "onehot"
+    """onehot: shared MLP + task one-hot; multihead: an output layer per task; ptsl: shared
+    layers plus projected low-rank task-specific layers; lora: per-task low-rank adapters."""
+    rank: PositiveInt = 8
+    """ptsl, lora: size of the low-rank task-specific corrections."""
+    freeze: Literal["none", "hidden", "shared"] = "none"
+    """none: train all; hidden: freeze the shared hidden layers; shared: train only
+    task-specific parameters (heads, adapters)."""
+
+
+class Transfer(_Section):
+    from_checkpoint: str | None = None
+    """Start from this checkpoint's networks (tasks matched by name, new tasks added)."""
+    lr_multiplier: PositiveFloat = 1.0
+    """Learning rates of a transferred run are multiplied by this."""
 
 
 class Wandb(_Section):
@@ -171,6 +223,9 @@ class Spec(_Section):
     normalizer: Normalizer = Normalizer()
     scheduler: Scheduler = Scheduler()
     weighting: Weighting = Weighting()
+    meta: Meta = Meta()
+    model: Model = Model()
+    transfer: Transfer = Transfer()
     metrics: Metrics = Metrics()
     checkpoint: Checkpoint = Checkpoint()
     distributed: Distributed = Distributed()
@@ -187,6 +242,15 @@ class Spec(_Section):
         if len(set(tasks)) != len(tasks):
             raise ValueError("each task may appear once")
         return tasks
+
+    @model_validator(mode="after")
+    def _order_lists_every_task(self) -> Spec:
+        order = self.scheduler.order
+        if order is not None and sorted(order) != sorted(self.tasks):
+            raise ValueError(
+                f"scheduler.order must list each of tasks {self.tasks} once, got {order}"
+            )
+        return self
 
 
 def _parse_override(item: str) -> tuple[list[str], Any]:
@@ -228,6 +292,8 @@ def _format_validation(source: str, exc: ValidationError) -> str:
     if err["type"] == "missing":
         return f"{source}: missing required key {loc!r}"
     msg = err["msg"].removeprefix("Value error, ")
+    if not err["loc"]:  # a rule across keys names them in its message
+        return f"{source}: {msg}"
     return f"{source}: {loc}: {msg} (got {err.get('input')!r})"
 
 
