@@ -73,6 +73,8 @@ def _prepare_train(
     if args.resume is None:
         spec = load_spec(args.spec, args.overrides)
         endpoint = _endpoint(args, spec) if args.role == "agent" else None
+        if spec.transfer.from_checkpoint:
+            _check_transfer(spec)
         run_dir = _new_run_dir(args.spec, args.run_dir)
         dump_spec(spec, run_dir / "spec.yaml")
         return spec, run_dir, None, endpoint
@@ -95,7 +97,7 @@ def _prepare_train(
     return spec, run_dir, state, endpoint
 
 
-MODEL_KEYS = ("tasks", "learner.algo", "learner.hidden_sizes")
+MODEL_KEYS = ("tasks", "learner.algo", "learner.hidden_sizes", "model.arch", "model.rank")
 """Spec keys that shape the networks: a resume cannot change them."""
 
 
@@ -104,12 +106,21 @@ def _check_same_model(spec: Spec, saved: dict, checkpoint: Path) -> None:
     for key in MODEL_KEYS:
         old, new = saved, current
         for part in key.split("."):
-            old, new = old[part], new[part]
-        if old != new:
+            old, new = old.get(part, {}), new[part]
+        if old != new and old != {}:  # {}: a key older checkpoints do not have
             raise UsageError(
                 f"{checkpoint}: {key} is {old!r} in the checkpoint, {new!r} now; "
                 "a resume cannot change the model (start a new run)"
             )
+
+
+def _check_transfer(spec: Spec) -> None:
+    """Map the transfer source onto this spec's networks once, before anything starts."""
+    from agent.model import build_encoder, build_learner
+    from agent.transfer import apply_transfer
+
+    encoder = build_encoder(spec)
+    apply_transfer(spec, build_learner(spec, encoder), encoder)
 
 
 def _run_eval(argv: list[str]) -> int:
@@ -188,6 +199,9 @@ def _run_train(argv: list[str]) -> int:
             raise UsageError("--run-dir: not allowed with --resume (the run directory is given)")
         spec, run_dir, resume_state, endpoint = _prepare_train(args)
         _check_same_ranks(resume_state, comm, args.resume)
+        if comm is not None and comm.Get_size() > 1 and spec.meta.update != "none":
+            raise UsageError(f"meta.update {spec.meta.update!r}: needs a single learner rank "
+                             "(run without mpiexec)")
     except BaseException:
         if comm is not None:
             comm.bcast(None, root=0)  # the other learner ranks exit too

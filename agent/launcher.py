@@ -16,6 +16,7 @@ from agent.metrics import MetricsPipeline, Record
 from agent.principal import Principal, RunError
 from agent.sinks import JsonlSink, ProgressSink, TensorBoardSink, WandbSink
 from agent.spec import Spec
+from agent.transfer import apply_transfer
 from agent.transport import (
     AGENT_NAME,
     Endpoint,
@@ -145,4 +146,6 @@ def _build_principal(
     )
     if resume_state is not None:
         principal.load_state_dict(resume_state)
+    elif spec.transfer.from_checkpoint:
+        apply_transfer(spec, principal.learner, principal.encoder)
     return principal

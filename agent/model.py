@@ -9,7 +9,7 @@ import torch
 
 from agent.batching import MultiTaskBatcher
 from agent.her import HerSampler
-from agent.networks import Actor
+from agent.networks import build_actor
 from agent.normalizer import ObservationEncoder
 from agent.replay import EpisodeReplay
 from agent.spec import Spec
@@ -28,9 +28,16 @@ def resolve_device(name: str) -> torch.device:
 def build_learner(
     spec: Spec, encoder: ObservationEncoder, grad_sync: GradSync | None = None
 ) -> TD3Learner:
-    """The TD3 learner over the encoder's input, on the spec's device."""
-    return TD3Learner(encoder.input_dim, encoder.action_dim, len(spec.tasks), spec.learner,
-                      resolve_device(spec.learner.device), grad_sync)
+    """The TD3 learner over the encoder's input, on the spec's device, with the spec's
+    architecture, PCGrad if weighted so, the meta inner optimizer and the transfer lr scale."""
+    return TD3Learner(
+        encoder.input_dim, encoder.action_dim, len(spec.tasks), spec.learner,
+        resolve_device(spec.learner.device), grad_sync,
+        model=spec.model,
+        project_gradients=spec.weighting.name == "pcgrad",
+        optimizer=spec.meta.inner_optimizer if spec.meta.update != "none" else "adam",
+        lr_scale=spec.transfer.lr_multiplier if spec.transfer.from_checkpoint else 1.0,
+    )
 
 
 def build_batcher(
@@ -56,5 +63,6 @@ def build_encoder(spec: Spec) -> ObservationEncoder:
 def build_policy(spec: Spec) -> Policy:
     """A CPU policy (encoder + actor) with the spec's network sizes."""
     encoder = build_encoder(spec)
-    actor = Actor(encoder.input_dim, encoder.action_dim, spec.learner.hidden_sizes)
+    actor = build_actor(spec.model, encoder.input_dim, encoder.action_dim,
+                        spec.learner.hidden_sizes, encoder.num_tasks)
     return Policy(encoder, actor)

@@ -26,10 +26,11 @@ from agent.model import build_batcher, build_encoder, build_learner, task_shapes
 from agent.mpi import GradientAverager
 from agent.replay_store import ReplayChunks
 from agent.spec import Spec
+from agent.strategies import TaskStrategies
+from agent.td3 import Batch
 from agent.training_window import TrainingWindow
 from agent.transport import Transport
-from meta.scheduler import build_scheduler
-from meta.weighting import build_weighting
+from meta.meta_update import MetaUpdater
 from observer.messages import EpisodeBatch, Order, OrderResult, PolicySnapshot
 
 EVAL_SEED_OFFSET = 1_000_003
@@ -73,8 +74,8 @@ class Principal:
         self.replay_chunks = [ReplayChunks(replay_root(run_dir, 0), t) for t in self.tasks]
         self.replay_episodes_by_rank: list[list[int]] | None = None
         """Replay counts of ranks 1..N-1 at the last checkpoint (MPI runs)."""
-        self.scheduler = build_scheduler(spec.scheduler.name, self.tasks)
-        self.weighting = build_weighting(spec.weighting.name, len(self.tasks))
+        self.strategies = TaskStrategies(spec)
+        self.meta = MetaUpdater(self.learner, spec.meta) if spec.meta.update != "none" else None
         # counters (checkpointed)
         self.env_steps = 0
         self.episodes = 0
@@ -91,7 +92,7 @@ class Principal:
         self._dispatches = 0
         self.lost: list[str] = []
         """Observers that died or stopped answering; they get no more orders."""
-        self._reassigned: deque[list[tuple[str, int]]] = deque()
+        self._reassigned: deque[tuple[list[tuple[str, int]], bool]] = deque()
         self.stopping = False
         self.errors: list[BaseException] = []
         self._warmup_until = min(spec.learner.start_after_env_steps, spec.budget.env_steps)
@@ -102,7 +103,7 @@ class Principal:
         self._progress: asyncio.Condition | None = None
         self._stop_requested: asyncio.Event | None = None
         self._force_stop: asyncio.Event | None = None
-        self._episode_queue: asyncio.Queue[tuple[OrderResult, int] | None] | None = None
+        self._episode_queue: asyncio.Queue[tuple[OrderResult, int, bool] | None] | None = None
         self._last_eval_steps = -1
         self._encoder_changed = False
 
@@ -116,6 +117,7 @@ class Principal:
             "spec": self.spec.model_dump(mode="json"),
             "learner": self.learner.state_dict(),
             "encoder": self.encoder.state_dict(),
+            "strategies": self.strategies.state_dict(),
             "counters": {
                 "env_steps": self.env_steps,
                 "episodes": self.episodes,
@@ -136,6 +138,7 @@ class Principal:
     def load_state_dict(self, state: dict) -> None:
         self.learner.load_state_dict(state["learner"])
         self.encoder.load_state_dict(state["encoder"])
+        self.strategies.load_state_dict(state["strategies"])
         counters = state["counters"]
         self.env_steps = int(counters["env_steps"])
         self.episodes = int(counters["episodes"])
@@ -322,8 +325,11 @@ class Principal:
         """The scheduler's task list clipped to the budget, with fresh weights if stale."""
         left = self._budget_left()
         tasks = []
-        wanted = (self._reassigned.popleft() if self._reassigned
-                  else self.scheduler.next_order(self.spec.collect.episodes_per_task))
+        if self._reassigned:
+            wanted, explore = self._reassigned.popleft()
+        else:
+            wanted, explore = self.strategies.next_order(self.spec.collect.episodes_per_task,
+                                                         self.rng)
         for task, n in wanted:
             horizon = self.shapes[self.tasks.index(task)].horizon
             n = min(n, left // horizon)
@@ -334,7 +340,7 @@ class Principal:
             return None
         self.order_id += 1
         return Order(
-            self.order_id, tasks, True, int(self.rng.integers(2**31 - 1)),
+            self.order_id, tasks, explore, int(self.rng.integers(2**31 - 1)),
             self._policy_for(observer),
         )
 
@@ -384,10 +390,10 @@ class Principal:
                 self._in_flight[observer] -= 1
             if result is None:  # observer lost: its task list goes to the remaining ones
                 self.pending_steps -= steps
-                self._reassigned.append(order.tasks)
+                self._reassigned.append((order.tasks, order.explore))
                 await self._notify()
                 return
-            await self._episode_queue.put((result, steps))
+            await self._episode_queue.put((result, steps, not order.explore))
 
     def _turn_of(self, observer: str) -> bool:
         """Fair dispatch: the live observer with a free slot, fewest orders in flight and
@@ -425,9 +431,9 @@ class Principal:
         """Move replies from the queue into replay; trigger checkpoints."""
         assert self._episode_queue is not None
         while (item := await self._episode_queue.get()) is not None:
-            result, steps = item
+            result, steps, noise_free = item
             for batch in result.batches:
-                self._store(batch)
+                self._store(batch, noise_free)
                 self.episodes_by_observer[result.observer] += batch.num_episodes
             self.pending_steps -= steps
             if self.env_steps >= self.next_checkpoint:
@@ -437,14 +443,14 @@ class Principal:
             await self._notify()
             await asyncio.sleep(0)
 
-    def _store(self, batch: EpisodeBatch) -> None:
+    def _store(self, batch: EpisodeBatch, noise_free: bool) -> None:
         task = self.tasks.index(batch.task)
         if self.group is None or self.group.route(batch):
             self.replays[task].add(batch)
         goals = np.concatenate([batch.achieved_goal, batch.desired_goal], axis=1)
         self.encoder.update(task, batch.obs, goals)
         self._encoder_changed = True
-        self.scheduler.record_success(batch.task, batch.success)
+        self.strategies.episodes_arrived(batch, noise_free)
         self.env_steps += batch.env_steps
         self.episodes += batch.num_episodes
         self._window.add_episodes(task, batch, self.learner.updates)
@@ -476,25 +482,44 @@ class Principal:
             await self._wait_until(lambda: self._may_update() or self._learning_finished())
 
     def _update_once(self) -> None:
-        shares, task_weights = self.scheduler.batch_shares(), self.weighting.weights()
-        batch = self.batcher.sample(self.spec.learner.batch_size, shares).to(self.learner.device)
+        shares, task_weights = self.strategies.batch_shares(), self.strategies.weights()
         weights = torch.as_tensor(task_weights)
-        if self.group is None:
-            out = self.learner.update(batch, weights)
+        before = self.learner.updates
+        if self.meta is not None:
+            out = self._meta_update(shares, weights)
+        elif self.group is None:
+            out = self.learner.update(self._sample(shares), weights)
         else:
             if self._encoder_changed:
                 self.group.encoder_changed(self.encoder.state_dict())
                 self._encoder_changed = False
             self.group.update(shares, task_weights)
             with self.group.abort_on_error():  # the other ranks wait inside the Allreduce
-                out = self.learner.update(batch, weights)
+                out = self.learner.update(self._sample(shares), weights)
+        self.strategies.update_done(out, task_weights)
+        del out["tasks/present"]
         self._window.add_update(out, weights)
-        updates = self.learner.updates
-        if updates % self.spec.collect.weights_every_updates == 0:
+        after = self.learner.updates
+
+        def crossed(every: int) -> bool:
+            return after // every > before // every
+
+        if crossed(self.spec.collect.weights_every_updates):
             self._snapshot = self._take_snapshot()
-        if updates % self.spec.metrics.every_updates == 0:
-            self.weighting.record_losses(out["losses/critic_per_task"].cpu().numpy())
+        if crossed(self.spec.metrics.every_updates):
             self.metrics.emit(self._train_record())
+
+    def _sample(self, shares: np.ndarray) -> Batch:
+        return self.batcher.sample(self.spec.learner.batch_size, shares).to(self.learner.device)
+
+    def _meta_update(self, shares: np.ndarray, weights: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One Reptile/FOMAML step over the tasks with a batch share and stored data."""
+        assert self.meta is not None
+        tasks = np.flatnonzero((shares > 0) & self.batcher.available()).tolist()
+        if not tasks:  # shares only name tasks without data yet: train on what there is
+            tasks = np.flatnonzero(self.batcher.available()).tolist()
+        return self.meta.step(tasks, lambda task: self._sample(np.eye(len(shares))[task]),
+                              weights)
 
     def _take_snapshot(self) -> PolicySnapshot:
         return PolicySnapshot(
@@ -530,6 +555,7 @@ class Principal:
         """Deterministic episodes of every task on the current weights, split over observers."""
         snapshot = self._take_snapshot()
         env_steps, wall = self.env_steps, self.wall_time()
+        since_last = self.strategies.eval_fields()
         every = self.spec.eval.every_env_steps
         self.next_eval = (env_steps // every + 1) * every
         live = self._live_observers()
@@ -557,6 +583,7 @@ class Principal:
                 "updates": snapshot.version,
                 "success_rate": float(np.concatenate(successes[task]).mean()),
                 "episodes": int(sum(len(s) for s in successes[task])),
+                **since_last[task],
             })
         self._last_eval_steps = env_steps
 

@@ -118,7 +118,7 @@ class Scheduler(_Section):
     noise_free_share: Probability = 0.1
     """Share of collection orders run without exploration noise; their success is the
     feedback of learning_progress, curriculum and sequential (they are trained on too)."""
-    window: PositiveInt = 20
+    window: PositiveInt = 50
     """Noise-free episodes per task in one success window."""
     epsilon: Probability = 0.2
     """learning_progress: share of episodes spread uniformly over all tasks."""

@@ -14,8 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agent.networks import Actor, Critic
+from agent.networks import build_actor, build_critic, freeze
 from agent.spec import Learner as LearnerConfig
+from agent.spec import Model as ModelConfig
+from meta.pcgrad import pcgrad
 
 GradSync = Callable[[nn.Module], None]
 
@@ -75,32 +77,107 @@ class TD3Learner:
         config: LearnerConfig,
         device: torch.device,
         grad_sync: GradSync | None = None,
+        *,
+        model: ModelConfig | None = None,
+        project_gradients: bool = False,
+        optimizer: str = "adam",
+        lr_scale: float = 1.0,
     ) -> None:
         self.config, self.device, self.num_tasks = config, device, num_tasks
+        self.model = model or ModelConfig()
         self.twin = config.algo == "td3"
         self.grad_sync = grad_sync or (lambda module: None)
-        hidden = config.hidden_sizes
-        self.actor = Actor(input_dim, action_dim, hidden).to(device)
+        self.project_gradients = project_gradients
+        """PCGrad: combine per-task gradients with conflicting components projected out."""
+        dims = (input_dim, action_dim, config.hidden_sizes, num_tasks)
+        self.actor = build_actor(self.model, *dims).to(device)
         self.critics = nn.ModuleList(
-            Critic(input_dim, action_dim, hidden) for _ in range(2 if self.twin else 1)
+            build_critic(self.model, *dims) for _ in range(2 if self.twin else 1)
         ).to(device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=config.critic_lr)
+        freeze(self.actor, self.model.freeze)
+        freeze(self.critics, self.model.freeze)
+        opt = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[optimizer]
+        self.actor_lr, self.critic_lr = config.actor_lr * lr_scale, config.critic_lr * lr_scale
+        self.actor_opt = opt(self.actor.parameters(), lr=self.actor_lr)
+        self.critic_opt = opt(self.critics.parameters(), lr=self.critic_lr)
         self.updates = 0
         """Critic updates done so far: the policy version observers see."""
 
-    def update(self, batch: Batch, task_weights: torch.Tensor) -> dict[str, torch.Tensor]:
+    def update(
+        self, batch: Batch, task_weights: torch.Tensor, update_targets: bool = True
+    ) -> dict[str, torch.Tensor]:
         """One TD3 step on ``batch``; per-task losses combined with ``task_weights``.
 
         Returns detached tensors (per-task vectors where noted) so callers decide when to
-        pay for a device sync.
+        pay for a device sync. ``update_targets=False`` leaves the target networks alone
+        (meta-update inner steps).
         """
         cfg = self.config
         weights = task_weights.to(self.device)
         counts = task_counts(batch.task, self.num_tasks)
         present = (counts > 0).float()
+        critic_per_task, q, target = self._critic_losses(batch, counts)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss = self._backward(critic_per_task, weights, present, self.critics)
+        self.grad_sync(self.critics)
+        self.critic_opt.step()
+        self.updates += 1
+        metrics = {
+            "losses/critic": critic_loss.detach(),
+            "losses/critic_per_task": critic_per_task.detach(),
+            "q/mean": q.mean(),
+            "q/mean_per_task": per_task_mean(q, batch.task, counts),
+            "q/target_mean": target.mean(),
+            "tasks/present": present,
+        }
+        delay = cfg.policy_delay if self.twin else 1
+        if self.updates % delay == 0:
+            actor_per_task = self._actor_losses(batch, counts)
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss = self._backward(actor_per_task, weights, present, self.actor)
+            self.grad_sync(self.actor)
+            self.actor_opt.step()
+            metrics["losses/actor"] = actor_loss.detach()
+            metrics["losses/actor_per_task"] = actor_per_task.detach()
+        if update_targets and self.updates % cfg.target_update_every == 0:
+            self.soft_update()
+        return metrics
+
+    def gradients(self, batch: Batch, task_weights: torch.Tensor) -> list[torch.Tensor]:
+        """Gradients of the weighted critic and actor losses at the current weights, in the
+        order of :meth:`parameters`; nothing is stepped (FOMAML's query gradients)."""
+        weights = task_weights.to(self.device)
+        counts = task_counts(batch.task, self.num_tasks)
+        present = (counts > 0).float()
+        critic_loss = combine(self._critic_losses(batch, counts)[0], weights, present)
+        actor_loss = combine(self._actor_losses(batch, counts), weights, present)
+        actor, critics = self._trainable()
+        return [
+            *torch.autograd.grad(actor_loss, actor, materialize_grads=True),
+            *torch.autograd.grad(critic_loss, critics, materialize_grads=True),
+        ]
+
+    def _trainable(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        return ([p for p in self.actor.parameters() if p.requires_grad],
+                [p for p in self.critics.parameters() if p.requires_grad])
+
+    def parameters(self) -> list[nn.Parameter]:
+        """Trainable actor then critic parameters (the weights a meta-update moves)."""
+        actor, critics = self._trainable()
+        return [*actor, *critics]
+
+    def learning_rates(self) -> list[float]:
+        """The learning rate of each of :meth:`parameters`."""
+        actor, critics = self._trainable()
+        return [self.actor_lr] * len(actor) + [self.critic_lr] * len(critics)
+
+    def _critic_losses(
+        self, batch: Batch, counts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-task TD losses of the critics, first critic's Q (detached) and the target."""
+        cfg = self.config
         with torch.no_grad():
             next_action = self.actor_target(batch.next_obs)
             if self.twin:
@@ -114,48 +191,46 @@ class TD3Learner:
             )
         qs = [q(batch.obs, batch.action) for q in self.critics]
         td_error = sum(F.mse_loss(q, target, reduction="none") for q in qs)
-        critic_per_task = per_task_mean(td_error, batch.task, counts)
-        critic_loss = combine(critic_per_task, weights, present)
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.grad_sync(self.critics)
-        self.critic_opt.step()
-        self.updates += 1
-        metrics = {
-            "losses/critic": critic_loss.detach(),
-            "losses/critic_per_task": critic_per_task.detach(),
-            "q/mean": qs[0].detach().mean(),
-            "q/mean_per_task": per_task_mean(qs[0].detach(), batch.task, counts),
-            "q/target_mean": target.mean(),
-        }
-        delay = cfg.policy_delay if self.twin else 1
-        if self.updates % delay == 0:
-            metrics.update(self._update_actor(batch, weights, counts, present))
-        if self.updates % cfg.target_update_every == 0:
-            self._soft_update()
-        return metrics
+        return per_task_mean(td_error, batch.task, counts), qs[0].detach(), target
 
-    def _update_actor(
-        self, batch: Batch, weights: torch.Tensor, counts: torch.Tensor, present: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
+    def _actor_losses(self, batch: Batch, counts: torch.Tensor) -> torch.Tensor:
+        """Per-task actor losses: -Q1(s, π(s)) plus the action penalty."""
         action = self.actor(batch.obs)
-        self.critics.requires_grad_(False)  # the actor step needs no critic weight gradients
+        trainable = [p for p in self.critics.parameters() if p.requires_grad]
+        for param in trainable:  # the actor step needs no critic weight gradients
+            param.requires_grad_(False)
         q = self.critics[0](batch.obs, action)
-        self.critics.requires_grad_(True)
+        for param in trainable:
+            param.requires_grad_(True)
         per_row = -q + self.config.action_l2 * action.pow(2).mean(-1)
-        actor_per_task = per_task_mean(per_row, batch.task, counts)
-        actor_loss = combine(actor_per_task, weights, present)
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.grad_sync(self.actor)
-        self.actor_opt.step()
-        return {
-            "losses/actor": actor_loss.detach(),
-            "losses/actor_per_task": actor_per_task.detach(),
-        }
+        return per_task_mean(per_row, batch.task, counts)
+
+    def _backward(
+        self, per_task: torch.Tensor, weights: torch.Tensor, present: torch.Tensor,
+        module: nn.Module,
+    ) -> torch.Tensor:
+        """Gradients of the weighted per-task losses into ``module`` (PCGrad if enabled);
+        returns the combined loss."""
+        loss = combine(per_task, weights, present)
+        if not self.project_gradients:
+            loss.backward()
+            return loss
+        params = [p for p in module.parameters() if p.requires_grad]
+        tasks = present.nonzero().flatten().tolist()
+        grads = torch.stack([
+            torch.cat([g.reshape(-1) for g in torch.autograd.grad(
+                per_task[t], params, retain_graph=True, materialize_grads=True)])
+            for t in tasks
+        ])
+        task_weights = weights[tasks] / weights[tasks].sum().clamp_min(1e-12)
+        flat = pcgrad(grads, task_weights)
+        for param, grad in zip(params, flat.split([p.numel() for p in params]), strict=True):
+            param.grad = grad.view_as(param)
+        return loss.detach()
 
     @torch.no_grad()
-    def _soft_update(self) -> None:
+    def soft_update(self) -> None:
+        """One Polyak step of the target networks towards the current ones."""
         tau = self.config.tau
         for net, target in ((self.actor, self.actor_target), (self.critics, self.critics_target)):
             torch._foreach_lerp_(list(target.parameters()), list(net.parameters()), tau)

@@ -49,8 +49,11 @@ class ScriptedTransport:
         )
 
 
-def make_principal(tmp_path: Path, budget: int, delay: dict, failing: set) -> tuple:
+def make_principal(
+    tmp_path: Path, budget: int, delay: dict, failing: set, noise_free_share: float = 0.0
+) -> tuple:
     spec = validate_spec({
+        "scheduler": {"noise_free_share": noise_free_share},
         "tasks": ["FetchReach-v4"], "budget": {"env_steps": budget},
         "eval": {"every_env_steps": 10**6, "episodes": 2},
         "collect": {"episodes_per_task": 2, "orders_in_flight": 2},
@@ -111,3 +114,14 @@ def test_rate_limited_dispatch_is_shared_fairly_between_observers(tmp_path: Path
     shares = end["episodes_by_observer"]
     assert end["env_steps"] == 3000
     assert abs(shares["A"] - shares["B"]) <= 4, shares
+
+
+def test_only_noise_free_episodes_are_success_feedback(tmp_path: Path) -> None:
+    for share, expected in ((0.0, 0), (1.0, 8)):
+        principal, _, sink = make_principal(
+            tmp_path / str(share), budget=400, delay={"A": 0.0}, failing=set(),
+            noise_free_share=share)
+        asyncio.run(asyncio.wait_for(principal.run(), timeout=60))
+        assert len(principal.strategies.scheduler.windows.history[0]) == expected
+        evals = [r for r in sink.records if r["event"] == "eval"]
+        assert evals[-1]["collect_share"] == 1.0 and evals[-1]["weight"] == 1.0

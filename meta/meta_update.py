@@ -1,0 +1,119 @@
+"""First-order meta-updates across tasks (``meta.update``): Reptile and FOMAML.
+
+From the shared weights θ, each task i in the batch shares runs ``inner_steps`` (k) TD3
+updates on batches of task i only, giving adapted weights θ_i. Then the outer step:
+
+- ``reptile`` (Nichol et al. 2018): θ ← θ + ε (mean_i θ_i − θ).
+- ``fomaml`` (Finn et al. 2017, first order): θ ← θ − ε·lr · mean_i ∇L_i(θ_i), the gradient
+  taken on a fresh batch of task i at the adapted weights.
+
+With k=1, plain SGD and ε=1, Reptile is exactly one step on the averaged gradient.
+
+Decisions (docs/multitask.md):
+- Target networks are shared and not adapted: inner steps bootstrap from them, and they take
+  their Polyak step after the outer step whenever ``target_update_every`` updates have passed.
+- Optimizer state: the inner optimizer (``meta.inner_optimizer``) is one for all tasks and
+  keeps its state (Adam moments) across tasks and outer steps; the outer step is a plain
+  interpolation with no state of its own.
+- Every inner step counts as a learner update (the update-to-data ratio counts gradient steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from agent.spec import Meta as MetaConfig
+from agent.td3 import Batch, TD3Learner
+
+Metrics = dict[str, torch.Tensor]
+
+
+def reptile_step(
+    params: Sequence[torch.Tensor],
+    tasks: Sequence[int],
+    adapt: Callable[[int], None],
+    epsilon: float,
+) -> None:
+    """Adapt from the same start for each task (``adapt`` moves ``params`` in place), then
+    move the start ε of the way to the mean adapted weights."""
+    start = [p.detach().clone() for p in params]
+    mean = [torch.zeros_like(p) for p in params]
+    for task in tasks:
+        _assign(params, start)
+        adapt(task)
+        torch._foreach_add_(mean, [p.detach() for p in params], alpha=1.0 / len(tasks))
+    _assign(params, [s + epsilon * (m - s) for s, m in zip(start, mean, strict=True)])
+
+
+def fomaml_step(
+    params: Sequence[torch.Tensor],
+    tasks: Sequence[int],
+    adapt: Callable[[int], None],
+    query_gradients: Callable[[int], Sequence[torch.Tensor]],
+    step_sizes: Sequence[float],
+) -> None:
+    """Adapt from the same start for each task, take the query gradient at the adapted
+    weights, then step the start along the mean query gradient."""
+    start = [p.detach().clone() for p in params]
+    mean = [torch.zeros_like(p) for p in params]
+    for task in tasks:
+        _assign(params, start)
+        adapt(task)
+        torch._foreach_add_(mean, list(query_gradients(task)), alpha=1.0 / len(tasks))
+    _assign(params, [s - lr * g for s, g, lr in zip(start, mean, step_sizes, strict=True)])
+
+
+@torch.no_grad()
+def _assign(params: Sequence[torch.Tensor], values: Sequence[torch.Tensor]) -> None:
+    torch._foreach_copy_(list(params), list(values))
+
+
+class MetaUpdater:
+    """One meta-update of a :class:`TD3Learner` over the tasks given to :meth:`step`."""
+
+    def __init__(self, learner: TD3Learner, config: MetaConfig) -> None:
+        self.learner, self.config = learner, config
+
+    def step(
+        self, tasks: Sequence[int], sample: Callable[[int], Batch], weights: torch.Tensor
+    ) -> Metrics:
+        """``sample(task)`` gives a batch of one task; returns metrics averaged over the
+        inner updates (per-task vectors hold each task's own inner updates)."""
+        learner, cfg = self.learner, self.config
+        outs: list[Metrics] = []
+        before = learner.updates
+
+        def adapt(task: int) -> None:
+            for _ in range(cfg.inner_steps):
+                outs.append(learner.update(sample(task), weights, update_targets=False))
+
+        params = learner.parameters()
+        if cfg.update == "reptile":
+            reptile_step(params, tasks, adapt, cfg.outer_step)
+        else:
+            steps = [cfg.outer_step * lr for lr in learner.learning_rates()]
+            fomaml_step(params, tasks, adapt,
+                        lambda task: learner.gradients(sample(task), weights), steps)
+        every = learner.config.target_update_every
+        if learner.updates // every > before // every:
+            learner.soft_update()
+        return merge_metrics(outs)
+
+
+def merge_metrics(outs: Sequence[Metrics]) -> Metrics:
+    """Mean of each key over the updates that reported it; per-task vectors are averaged
+    per task over the updates in which that task was present."""
+    present = torch.stack([out["tasks/present"] for out in outs])
+    merged: Metrics = {"tasks/present": present.amax(0)}
+    for key in outs[0].keys() | {k for out in outs for k in out}:
+        if key == "tasks/present":
+            continue
+        rows = [(out[key], out["tasks/present"]) for out in outs if key in out]
+        if key.endswith("_per_task"):
+            total = sum(value * mask for value, mask in rows)
+            merged[key] = total / sum(mask for _, mask in rows).clamp_min(1)
+        else:
+            merged[key] = torch.stack([value for value, _ in rows]).mean()
+    return merged
