@@ -119,9 +119,11 @@ def transfer_into(state: dict, source_name: str, learner: TD3Learner,
                   encoder: ObservationEncoder, tasks: list[str]) -> None:
     """Start ``learner`` from a source checkpoint's networks, tasks matched by name.
 
-    Actor, critics and their targets are mapped with :func:`transfer_state`; the normalizer
-    statistics of tasks the source knows are copied (new tasks start fresh); optimizers start
-    fresh. Raises SpecError naming ``source_name`` when the networks cannot be mapped.
+    Actor, critics and their targets are mapped with :func:`transfer_state`; normalizer
+    statistics come from the same task, and a new task with the same observation size takes
+    the source's first task's (it starts as a clone of that task, as its network does; its
+    own data then joins those sums). Optimizers start fresh. Raises SpecError naming
+    ``source_name`` when the networks cannot be mapped.
     """
     source_spec, nets = state["spec"], state["learner"]
     source_tasks = list(source_spec["tasks"])
@@ -143,11 +145,13 @@ def transfer_into(state: dict, source_name: str, learner: TD3Learner,
         raise SpecError(f"transfer.from_checkpoint: {source_name}: {exc}") from None
     for name, module in modules.items():
         module.load_state_dict(mapped[name])
+    source_obs = state["encoder"]["obs"]
     for index, task in enumerate(tasks):
-        if task in source_tasks:
-            j = source_tasks.index(task)
-            encoder.obs_norm[index].load_state_dict(state["encoder"]["obs"][j])
-            encoder.goal_norm[index].load_state_dict(state["encoder"]["goal"][j])
+        j = source_tasks.index(task) if task in source_tasks else 0
+        if source_obs[j]["sum"].shape[0] != encoder.shapes[index].obs_dim:
+            continue  # a new task with other observations keeps fresh statistics
+        encoder.obs_norm[index].load_state_dict(source_obs[j])
+        encoder.goal_norm[index].load_state_dict(state["encoder"]["goal"][j])
 
 
 def apply_transfer(spec: Spec, learner: TD3Learner, encoder: ObservationEncoder) -> None:
