@@ -138,7 +138,8 @@ class Principal:
     def load_state_dict(self, state: dict) -> None:
         self.learner.load_state_dict(state["learner"])
         self.encoder.load_state_dict(state["encoder"])
-        self.strategies.load_state_dict(state["strategies"])
+        if "strategies" in state:  # checkpoints before the strategies have none
+            self.strategies.load_state_dict(state["strategies"])
         counters = state["counters"]
         self.env_steps = int(counters["env_steps"])
         self.episodes = int(counters["episodes"])

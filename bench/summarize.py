@@ -7,9 +7,45 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from agent.plotting import eval_curves
+
+QUIET = ["--set", "metrics.wandb.mode=disabled", "--set", "metrics.progress_bar=false"]
+
+
+def train(spec: str, run_dir: Path, overrides: list[str]) -> None:
+    """``main.py --spec spec`` into ``run_dir`` unless it was measured already."""
+    if (run_dir / "metrics.jsonl").exists():
+        return  # already measured; delete the directory to measure again
+    subprocess.run(
+        [sys.executable, "main.py", "--spec", spec, "--run-dir", str(run_dir), *QUIET,
+         *overrides], check=True, capture_output=True,
+    )
+
+
+def plot_per_task(
+    tasks: list[str], draw, png: Path, xlabel: str, ylabel: str = "success rate"
+) -> None:
+    """One success panel per task; ``draw(ax, task)`` plots the labelled curves of a panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        draw(ax, task)
+        ax.set_title(task)
+        ax.set_xlabel(xlabel)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][0].legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=90)
 
 
 def first_crossing(run_dir: Path, task: str, threshold: float) -> dict | None:

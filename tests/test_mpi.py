@@ -51,3 +51,10 @@ def test_bad_spec_under_mpiexec_exits_2_on_every_rank(tmp_path: Path) -> None:
     result = mpiexec(2, "main.py", "--spec", str(bad), timeout=120)
     assert result.returncode == 2
     assert "budget.env_steps" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_meta_update_under_mpiexec_exits_2_on_every_rank(tmp_path: Path) -> None:
+    result = mpiexec(2, "main.py", "--spec", "specs/fetch_reach.yaml", "--run-dir",
+                     str(tmp_path / "r"), "--set", "meta.update=reptile", timeout=120)
+    assert result.returncode == 2
+    assert "meta.update" in result.stderr and "Traceback" not in result.stderr

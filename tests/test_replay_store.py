@@ -101,7 +101,7 @@ def test_resume_restores_replay_and_skips_the_warm_up(tmp_path: Path) -> None:
     shape = first.shapes[0]
     batch = episodes(0, 8, shape, "FetchReach-v4")
     batch.obs = np.random.default_rng(0).normal(size=batch.obs.shape).astype(np.float32)
-    first._store(batch)
+    first._store(batch, noise_free=False)
     path = first.checkpoint()
     second = Principal(spec, tmp_path, NoTransport(), [], NoMetrics())
     second.load_state_dict(load_checkpoint(path))

@@ -34,6 +34,12 @@ BAD_SPECS = [
     ("tasks: [FetchReach-v4\nbudget: {env_steps: 10}\n", "malformed YAML at line"),
     ("- just\n- a list\n", "must be a mapping"),
     ("tasks: []\nbudget: {env_steps: 10}\n", "tasks"),
+    ("tasks: [FetchReach-v4]\nbudget: {env_steps: 10}\nscheduler: {order: [FetchPush-v4]}\n",
+     "scheduler.order must list each of tasks"),
+    ("tasks: [FetchReach-v4]\nbudget: {env_steps: 10}\nscheduler: {name: greedy}\n",
+     "scheduler.name"),
+    ("tasks: [FetchReach-v4]\nbudget: {env_steps: 10}\nmodel: {arch: transformer}\n",
+     "model.arch"),
 ]
 
 

@@ -148,3 +148,25 @@ def test_pcgrad_single_task_is_identity_and_zero_weights_are_ignored() -> None:
     assert torch.equal(pcgrad(grads, torch.tensor([0.5, 0.5, 0.0])), torch.tensor([0.5, 0.5]))
     combined = pcgrad(grads, torch.tensor([0.5, 0.25, 0.25]))
     assert not torch.allclose(combined, torch.tensor([0.25, 0.0]))  # the plain weighted sum
+
+
+def test_loss_weighting_follows_the_running_mean_loss_and_ignores_absent_tasks() -> None:
+    from meta.weighting import LossWeighting
+
+    weighting = LossWeighting(2, smoothing=0.5)
+    assert np.allclose(weighting.weights(), 0.5)
+    weighting.record_losses(np.array([3.0, 1.0]))
+    assert np.allclose(weighting.weights(), [0.75, 0.25])
+    weighting.record_losses(np.array([np.nan, 3.0]))  # task 0 absent: its mean stays
+    assert np.allclose(weighting.weights(), [0.6, 0.4])
+
+
+def test_learning_progress_weighting_favours_the_task_whose_success_changes() -> None:
+    from agent.spec import Scheduler, Weighting
+    from meta.weighting import build_weighting
+
+    weighting = build_weighting(Weighting(name="learning_progress"), 2,
+                                Scheduler(window=20, epsilon=0.2))
+    weighting.record_success(0, np.ones(40, bool))
+    weighting.record_success(1, np.r_[np.zeros(20, bool), np.ones(20, bool)])
+    assert np.allclose(weighting.weights(), [0.1, 0.9])
