@@ -50,11 +50,13 @@ class ScriptedTransport:
 
 
 def make_principal(
-    tmp_path: Path, budget: int, delay: dict, failing: set, noise_free_share: float = 0.0
+    tmp_path: Path, budget: int, delay: dict, failing: set, noise_free_share: float = 0.0,
+    **sections,
 ) -> tuple:
     spec = validate_spec({
-        "scheduler": {"noise_free_share": noise_free_share},
-        "tasks": ["FetchReach-v4"], "budget": {"env_steps": budget},
+        **sections,
+        "scheduler": {"noise_free_share": noise_free_share, **sections.get("scheduler", {})},
+        "tasks": sections.get("tasks", ["FetchReach-v4"]), "budget": {"env_steps": budget},
         "eval": {"every_env_steps": 10**6, "episodes": 2},
         "collect": {"episodes_per_task": 2, "orders_in_flight": 2},
         "learner": {"hidden_sizes": [8], "batch_size": 16, "start_after_env_steps": 100,
@@ -125,3 +127,30 @@ def test_only_noise_free_episodes_are_success_feedback(tmp_path: Path) -> None:
         assert len(principal.strategies.scheduler.windows.history[0]) == expected
         evals = [r for r in sink.records if r["event"] == "eval"]
         assert evals[-1]["collect_share"] == 1.0 and evals[-1]["weight"] == 1.0
+
+
+@pytest.mark.parametrize("sections", [
+    {"weighting": {"name": "famo"}},
+    {"weighting": {"name": "pcgrad"}},
+    {"weighting": {"name": "loss"}},
+    {"weighting": {"name": "learning_progress"}},
+    {"scheduler": {"name": "learning_progress", "window": 2}},
+    {"scheduler": {"name": "curriculum", "window": 2}},
+    {"scheduler": {"name": "round_robin"}},
+    {"meta": {"update": "reptile", "inner_steps": 2}},
+    {"meta": {"update": "fomaml", "inner_steps": 2}},
+    {"model": {"arch": "ptsl", "freeze": "hidden"}},
+], ids=lambda s: "-".join(f"{v}" for section in s.values() for v in section.values()))
+def test_every_strategy_runs_two_tasks_to_the_budget_and_logs_shares_and_weights(
+    tmp_path: Path, sections: dict,
+) -> None:
+    principal, _, sink = make_principal(
+        tmp_path, budget=1500, delay={"A": 0.0}, failing=set(), noise_free_share=0.5,
+        tasks=["FetchReach-v4", "FetchReachDense-v4"], **sections)
+    end = asyncio.run(asyncio.wait_for(principal.run(), timeout=60))
+    assert end["env_steps"] == 1500 and end["updates"] >= 70
+    final = [r for r in sink.records if r["event"] == "eval"][-2:]
+    assert sum(r["collect_share"] for r in final) == pytest.approx(1.0)
+    assert sum(r["weight"] for r in final) == pytest.approx(1.0, abs=1e-5)
+    if sections.get("weighting", {}).get("name") in ("famo", "loss"):
+        assert final[0]["weight"] != pytest.approx(0.5, abs=1e-4)  # losses moved them
