@@ -118,6 +118,7 @@ class Principal:
             "learner": self.learner.state_dict(),
             "encoder": self.encoder.state_dict(),
             "strategies": self.strategies.state_dict(),
+            "meta": self.meta.state_dict() if self.meta else {},
             "counters": {
                 "env_steps": self.env_steps,
                 "episodes": self.episodes,
@@ -140,6 +141,8 @@ class Principal:
         self.encoder.load_state_dict(state["encoder"])
         if "strategies" in state:  # checkpoints before the strategies have none
             self.strategies.load_state_dict(state["strategies"])
+        if self.meta is not None and state.get("meta"):
+            self.meta.load_state_dict(state["meta"])
         counters = state["counters"]
         self.env_steps = int(counters["env_steps"])
         self.episodes = int(counters["episodes"])

@@ -148,8 +148,8 @@ class Meta(_Section):
     inner_steps: PositiveInt = 4
     """TD3 updates per task inside one meta-update (k), each on a batch of that task only."""
     outer_step: Annotated[float, Field(gt=0, le=1)] = 0.5
-    """Outer step ε: reptile moves ε of the way to the mean adapted weights; fomaml applies
-    ε times the learning rate to the mean gradient at the adapted weights."""
+    """Outer step ε: reptile moves ε of the way to the mean adapted weights; fomaml's outer
+    Adam steps along the mean gradient at the adapted weights with ε × the learning rate."""
     inner_optimizer: Literal["adam", "sgd"] = "adam"
     """Inner-loop optimizer (learning rates from the learner section)."""
 

@@ -153,25 +153,21 @@ class TD3Learner:
         present = (counts > 0).float()
         critic_loss = combine(self._critic_losses(batch, counts)[0], weights, present)
         actor_loss = combine(self._actor_losses(batch, counts), weights, present)
-        actor, critics = self._trainable()
+        actor, critics = self.trainable_parameters()
         return [
             *torch.autograd.grad(actor_loss, actor, materialize_grads=True),
             *torch.autograd.grad(critic_loss, critics, materialize_grads=True),
         ]
 
-    def _trainable(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    def trainable_parameters(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """Actor and critic parameters that train (``model.freeze`` leaves the rest)."""
         return ([p for p in self.actor.parameters() if p.requires_grad],
                 [p for p in self.critics.parameters() if p.requires_grad])
 
     def parameters(self) -> list[nn.Parameter]:
         """Trainable actor then critic parameters (the weights a meta-update moves)."""
-        actor, critics = self._trainable()
+        actor, critics = self.trainable_parameters()
         return [*actor, *critics]
-
-    def learning_rates(self) -> list[float]:
-        """The learning rate of each of :meth:`parameters`."""
-        actor, critics = self._trainable()
-        return [self.actor_lr] * len(actor) + [self.critic_lr] * len(critics)
 
     def _critic_losses(
         self, batch: Batch, counts: torch.Tensor

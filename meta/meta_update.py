@@ -4,8 +4,10 @@ From the shared weights θ, each task i in the batch shares runs ``inner_steps``
 updates on batches of task i only, giving adapted weights θ_i. Then the outer step:
 
 - ``reptile`` (Nichol et al. 2018): θ ← θ + ε (mean_i θ_i − θ).
-- ``fomaml`` (Finn et al. 2017, first order): θ ← θ − ε·lr · mean_i ∇L_i(θ_i), the gradient
-  taken on a fresh batch of task i at the adapted weights.
+- ``fomaml`` (Finn et al. 2017, first order): the mean over tasks of ∇L_i(θ_i), the gradient
+  taken on a fresh batch of task i at the adapted weights, is the gradient of an outer Adam
+  step with learning rate ε × the learner's (the weights move once per k·K inner updates,
+  so FOMAML learns slower per update than Reptile; docs/multitask.md has the figures).
 
 With k=1, plain SGD and ε=1, Reptile is exactly one step on the averaged gradient.
 
@@ -13,8 +15,8 @@ Decisions (docs/multitask.md):
 - Target networks are shared and not adapted: inner steps bootstrap from them, and they take
   their Polyak step after the outer step whenever ``target_update_every`` updates have passed.
 - Optimizer state: the inner optimizer (``meta.inner_optimizer``) is one for all tasks and
-  keeps its state (Adam moments) across tasks and outer steps; the outer step is a plain
-  interpolation with no state of its own.
+  keeps its state (Adam moments) across tasks and outer steps; Reptile's outer step is a
+  plain interpolation with no state; FOMAML's outer Adam has its own state (checkpointed).
 - Every inner step counts as a learner update (the update-to-data ratio counts gradient steps).
 """
 
@@ -47,22 +49,22 @@ def reptile_step(
     _assign(params, [s + epsilon * (m - s) for s, m in zip(start, mean, strict=True)])
 
 
-def fomaml_step(
+def fomaml_gradient(
     params: Sequence[torch.Tensor],
     tasks: Sequence[int],
     adapt: Callable[[int], None],
     query_gradients: Callable[[int], Sequence[torch.Tensor]],
-    step_sizes: Sequence[float],
-) -> None:
-    """Adapt from the same start for each task, take the query gradient at the adapted
-    weights, then step the start along the mean query gradient."""
+) -> list[torch.Tensor]:
+    """Adapt from the same start for each task and take the query gradient at the adapted
+    weights; returns the mean query gradient with ``params`` back at the start."""
     start = [p.detach().clone() for p in params]
     mean = [torch.zeros_like(p) for p in params]
     for task in tasks:
         _assign(params, start)
         adapt(task)
         torch._foreach_add_(mean, list(query_gradients(task)), alpha=1.0 / len(tasks))
-    _assign(params, [s - lr * g for s, g, lr in zip(start, mean, step_sizes, strict=True)])
+    _assign(params, start)
+    return mean
 
 
 @torch.no_grad()
@@ -75,6 +77,12 @@ class MetaUpdater:
 
     def __init__(self, learner: TD3Learner, config: MetaConfig) -> None:
         self.learner, self.config = learner, config
+        actor, critics = learner.trainable_parameters()
+        self.outer = torch.optim.Adam([
+            {"params": actor, "lr": config.outer_step * learner.actor_lr},
+            {"params": critics, "lr": config.outer_step * learner.critic_lr},
+        ])
+        """FOMAML's outer optimizer (unused by Reptile)."""
 
     def step(
         self, tasks: Sequence[int], sample: Callable[[int], Batch], weights: torch.Tensor
@@ -93,13 +101,22 @@ class MetaUpdater:
         if cfg.update == "reptile":
             reptile_step(params, tasks, adapt, cfg.outer_step)
         else:
-            steps = [cfg.outer_step * lr for lr in learner.learning_rates()]
-            fomaml_step(params, tasks, adapt,
-                        lambda task: learner.gradients(sample(task), weights), steps)
+            mean = fomaml_gradient(params, tasks, adapt,
+                                   lambda task: learner.gradients(sample(task), weights))
+            for param, grad in zip(params, mean, strict=True):
+                param.grad = grad
+            self.outer.step()
         every = learner.config.target_update_every
         if learner.updates // every > before // every:
             learner.soft_update()
         return merge_metrics(outs)
+
+
+    def state_dict(self) -> dict:
+        return {"outer": self.outer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.outer.load_state_dict(state["outer"])
 
 
 def merge_metrics(outs: Sequence[Metrics]) -> Metrics:

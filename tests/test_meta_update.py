@@ -6,7 +6,7 @@ import torch
 
 from agent.spec import Learner, Meta
 from agent.td3 import Batch, TD3Learner
-from meta.meta_update import MetaUpdater, fomaml_step, reptile_step
+from meta.meta_update import MetaUpdater, fomaml_gradient, reptile_step
 from tests.test_td3 import make_batch, params
 
 
@@ -62,12 +62,13 @@ def test_reptile_interpolates_towards_the_mean_adapted_weights() -> None:
     assert torch.allclose(theta.detach(), 0.5 * centres.mean(0), atol=1e-5)
 
 
-def test_fomaml_steps_along_the_mean_gradient_at_the_adapted_weights() -> None:
+def test_fomaml_gradient_is_the_mean_gradient_at_the_adapted_weights() -> None:
     centres = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
     theta, grad, adapt = quadratic(centres)
-    fomaml_step([theta], [0, 1], adapt(k=1, lr=0.1), lambda t: [grad(t)], [0.5])
-    # adapted θ_i = 0.2 c_i; gradients 2(θ_i - c_i) = -1.6 c_i; step 0.5 * mean
-    assert torch.allclose(theta.detach(), 0.8 * centres.mean(0), atol=1e-6)
+    (mean,) = fomaml_gradient([theta], [0, 1], adapt(k=1, lr=0.1), lambda t: [grad(t)])
+    # adapted θ_i = 0.2 c_i; gradients 2(θ_i - c_i) = -1.6 c_i
+    assert torch.allclose(mean, -1.6 * centres.mean(0), atol=1e-6)
+    assert torch.equal(theta.detach(), torch.zeros(2))  # back at the start
 
 
 def test_meta_update_keeps_targets_during_inner_steps_and_updates_them_after() -> None:
