@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.mpi import mpi_world
-from agent.spec import Spec, SpecError, dump_spec, load_spec
+from agent.spec import Spec, SpecError, dump_spec, load_spec, validate_spec
 from agent.transport import Endpoint
 
 EXIT_BAD_INPUT = 2
@@ -97,20 +97,23 @@ def _prepare_train(
     return spec, run_dir, state, endpoint
 
 
-MODEL_KEYS = ("tasks", "learner.algo", "learner.hidden_sizes", "model.arch", "model.rank")
-"""Spec keys that shape the networks: a resume cannot change them."""
+FIXED_ON_RESUME = ("tasks", "learner.algo", "learner.hidden_sizes", "model.arch", "model.rank",
+                   "model.freeze", "scheduler.name", "weighting.name", "meta.update",
+                   "meta.inner_optimizer")
+"""Spec keys that shape the networks, optimizers or saved strategy state."""
 
 
 def _check_same_model(spec: Spec, saved: dict, checkpoint: Path) -> None:
     current = spec.model_dump(mode="json")
-    for key in MODEL_KEYS:
-        old, new = saved, current
+    old_spec = validate_spec(saved, str(checkpoint)).model_dump(mode="json")  # fills defaults
+    for key in FIXED_ON_RESUME:
+        old, new = old_spec, current
         for part in key.split("."):
-            old, new = old.get(part, {}), new[part]
-        if old != new and old != {}:  # {}: a key older checkpoints do not have
+            old, new = old[part], new[part]
+        if old != new:
             raise UsageError(
                 f"{checkpoint}: {key} is {old!r} in the checkpoint, {new!r} now; "
-                "a resume cannot change the model (start a new run)"
+                "a resume cannot change it (start a new run, or transfer.from_checkpoint)"
             )
 
 

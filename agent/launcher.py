@@ -148,4 +148,5 @@ def _build_principal(
         principal.load_state_dict(resume_state)
     elif spec.transfer.from_checkpoint:
         apply_transfer(spec, principal.learner, principal.encoder)
+        principal.refresh_snapshot()  # observers collect with the transferred policy
     return principal

@@ -525,6 +525,10 @@ class Principal:
         return self.meta.step(tasks, lambda task: self._sample(np.eye(len(shares))[task]),
                               weights)
 
+    def refresh_snapshot(self) -> None:
+        """Send observers the current weights with their next order (after a transfer)."""
+        self._snapshot = self._take_snapshot()
+
     def _take_snapshot(self) -> PolicySnapshot:
         return PolicySnapshot(
             self.learner.updates, self.learner.actor_state_cpu(), self.encoder.state_dict()

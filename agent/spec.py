@@ -115,9 +115,10 @@ class Scheduler(_Section):
         "uniform"
     )
     """Which tasks observers collect next and each task's share of a batch (docs/multitask.md)."""
-    noise_free_share: Probability = 0.1
+    noise_free_share: Probability | None = None
     """Share of collection orders run without exploration noise; their success is the
-    feedback of learning_progress, curriculum and sequential (they are trained on too)."""
+    feedback of learning_progress, curriculum, sequential and learning_progress weighting
+    (they are trained on too). Default: 0.1 with one of those, else 0."""
     window: PositiveInt = 50
     """Noise-free episodes per task in one success window."""
     epsilon: Probability = 0.2
@@ -243,13 +244,29 @@ class Spec(_Section):
             raise ValueError("each task may appear once")
         return tasks
 
+    def needs_success_feedback(self) -> bool:
+        """Whether a strategy reads the success of noise-free episodes."""
+        return (self.scheduler.name in ("learning_progress", "curriculum", "sequential")
+                or self.weighting.name == "learning_progress")
+
     @model_validator(mode="after")
-    def _order_lists_every_task(self) -> Spec:
+    def _strategies_fit_together(self) -> Spec:
         order = self.scheduler.order
         if order is not None and sorted(order) != sorted(self.tasks):
             raise ValueError(
                 f"scheduler.order must list each of tasks {self.tasks} once, got {order}"
             )
+        if self.scheduler.noise_free_share == 0 and self.needs_success_feedback():
+            raise ValueError("scheduler.noise_free_share: 0 leaves the success feedback of "
+                             f"{self.scheduler.name}/{self.weighting.name} empty")
+        if self.model.freeze == "shared" and self.model.arch == "onehot":
+            raise ValueError("model.freeze: shared needs task-specific parameters; "
+                             "model.arch onehot has none (use multihead, ptsl or lora)")
+        if self.model.arch in ("multihead", "ptsl") and not self.learner.hidden_sizes:
+            raise ValueError(f"model.arch {self.model.arch} needs learner.hidden_sizes")
+        if self.meta.update != "none" and self.weighting.name == "pcgrad":
+            raise ValueError("weighting.name pcgrad: a meta-update's inner steps see one task "
+                             "at a time, nothing to project (use mean with meta.update)")
         return self
 
 

@@ -13,6 +13,15 @@ from observer.messages import EpisodeBatch
 
 LOSS_FEEDBACK = ("loss", "famo")
 """Weightings that need every update's per-task losses (one device sync per update)."""
+DEFAULT_NOISE_FREE_SHARE = 0.1
+
+
+def noise_free_share(spec: Spec) -> float:
+    """``scheduler.noise_free_share``, or by default 0.1 when a strategy needs success
+    feedback and 0 otherwise (uniform runs keep every episode exploring)."""
+    if spec.scheduler.noise_free_share is not None:
+        return spec.scheduler.noise_free_share
+    return DEFAULT_NOISE_FREE_SHARE if spec.needs_success_feedback() else 0.0
 
 
 class TaskStrategies:
@@ -22,7 +31,7 @@ class TaskStrategies:
         self.tasks = list(spec.tasks)
         self.scheduler = build_scheduler(spec.scheduler, self.tasks, spec.seed)
         self.weighting = build_weighting(spec.weighting, len(self.tasks), spec.scheduler)
-        self.noise_free_share = spec.scheduler.noise_free_share
+        self.noise_free_share = noise_free_share(spec)
         self.wants_losses = spec.weighting.name in LOSS_FEEDBACK
         self._reset_eval_window()
 
@@ -52,12 +61,14 @@ class TaskStrategies:
             self.weighting.record_success(task, batch.success)
 
     def update_done(self, out: dict[str, torch.Tensor], weights: np.ndarray) -> None:
-        """Feedback from one learner update (its per-task critic losses) and its weights."""
-        self._weight_sum += weights
+        """Feedback from one learner update (its per-task critic losses), and the weights it
+        gave each task (``weights`` renormalized over the tasks in its batch)."""
+        present = out["tasks/present"].cpu().numpy() > 0
+        effective = np.where(present, weights, 0.0)
+        self._weight_sum += effective / max(effective.sum(), 1e-12)
         self._updates += 1
         if self.wants_losses:
             losses = out["losses/critic_per_task"].cpu().numpy().astype(float)
-            present = out["tasks/present"].cpu().numpy() > 0
             self.weighting.record_losses(np.where(present, losses, np.nan))
 
     def eval_fields(self) -> dict[str, dict[str, float]]:

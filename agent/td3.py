@@ -104,15 +104,19 @@ class TD3Learner:
         self.critic_opt = opt(self.critics.parameters(), lr=self.critic_lr)
         self.updates = 0
         """Critic updates done so far: the policy version observers see."""
+        self.actor_delay = config.policy_delay if self.twin else 1
+        """Critic updates per actor update (TD3's policy delay; 1 for DDPG)."""
 
     def update(
-        self, batch: Batch, task_weights: torch.Tensor, update_targets: bool = True
+        self, batch: Batch, task_weights: torch.Tensor, update_targets: bool = True,
+        update_actor: bool | None = None,
     ) -> dict[str, torch.Tensor]:
         """One TD3 step on ``batch``; per-task losses combined with ``task_weights``.
 
         Returns detached tensors (per-task vectors where noted) so callers decide when to
-        pay for a device sync. ``update_targets=False`` leaves the target networks alone
-        (meta-update inner steps).
+        pay for a device sync. Meta-update inner steps pass ``update_targets=False`` (targets
+        stay shared) and decide ``update_actor`` themselves (default: every
+        ``policy_delay``-th update).
         """
         cfg = self.config
         weights = task_weights.to(self.device)
@@ -132,8 +136,9 @@ class TD3Learner:
             "q/target_mean": target.mean(),
             "tasks/present": present,
         }
-        delay = cfg.policy_delay if self.twin else 1
-        if self.updates % delay == 0:
+        if update_actor is None:
+            update_actor = self.updates % self.actor_delay == 0
+        if update_actor:
             actor_per_task = self._actor_losses(batch, counts)
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss = self._backward(actor_per_task, weights, present, self.actor)

@@ -12,8 +12,11 @@ updates on batches of task i only, giving adapted weights θ_i. Then the outer s
 With k=1, plain SGD and ε=1, Reptile is exactly one step on the averaged gradient.
 
 Decisions (docs/multitask.md):
-- Target networks are shared and not adapted: inner steps bootstrap from them, and they take
-  their Polyak step after the outer step whenever ``target_update_every`` updates have passed.
+- Target networks are shared and not adapted: inner steps bootstrap from them; after the
+  outer step they take one Polyak step per ``target_update_every`` updates that passed.
+- The actor steps every ``policy_delay``-th inner update *of each task* (a global count
+  would skip the same tasks every time), and the outer mean is weighted by the task
+  weighting (``mean``: equal).
 - Optimizer state: the inner optimizer (``meta.inner_optimizer``) is one for all tasks and
   keeps its state (Adam moments) across tasks and outer steps; Reptile's outer step is a
   plain interpolation with no state; FOMAML's outer Adam has its own state (checkpointed).
@@ -32,20 +35,29 @@ from agent.td3 import Batch, TD3Learner
 Metrics = dict[str, torch.Tensor]
 
 
+def _task_shares(tasks: Sequence[int], weights: Sequence[float] | None) -> list[float]:
+    """Weights of ``tasks`` normalized to sum to 1 (equal when ``weights`` is None)."""
+    if weights is None:
+        return [1.0 / len(tasks)] * len(tasks)
+    total = sum(float(weights[t]) for t in tasks)
+    return [float(weights[t]) / total for t in tasks]
+
+
 def reptile_step(
     params: Sequence[torch.Tensor],
     tasks: Sequence[int],
     adapt: Callable[[int], None],
     epsilon: float,
+    weights: Sequence[float] | None = None,
 ) -> None:
     """Adapt from the same start for each task (``adapt`` moves ``params`` in place), then
-    move the start ε of the way to the mean adapted weights."""
+    move the start ε of the way to the (task-weighted) mean adapted weights."""
     start = [p.detach().clone() for p in params]
     mean = [torch.zeros_like(p) for p in params]
-    for task in tasks:
+    for task, share in zip(tasks, _task_shares(tasks, weights), strict=True):
         _assign(params, start)
         adapt(task)
-        torch._foreach_add_(mean, [p.detach() for p in params], alpha=1.0 / len(tasks))
+        torch._foreach_add_(mean, [p.detach() for p in params], alpha=share)
     _assign(params, [s + epsilon * (m - s) for s, m in zip(start, mean, strict=True)])
 
 
@@ -54,15 +66,16 @@ def fomaml_gradient(
     tasks: Sequence[int],
     adapt: Callable[[int], None],
     query_gradients: Callable[[int], Sequence[torch.Tensor]],
+    weights: Sequence[float] | None = None,
 ) -> list[torch.Tensor]:
     """Adapt from the same start for each task and take the query gradient at the adapted
-    weights; returns the mean query gradient with ``params`` back at the start."""
+    weights; returns the (task-weighted) mean query gradient, ``params`` back at the start."""
     start = [p.detach().clone() for p in params]
     mean = [torch.zeros_like(p) for p in params]
-    for task in tasks:
+    for task, share in zip(tasks, _task_shares(tasks, weights), strict=True):
         _assign(params, start)
         adapt(task)
-        torch._foreach_add_(mean, list(query_gradients(task)), alpha=1.0 / len(tasks))
+        torch._foreach_add_(mean, list(query_gradients(task)), alpha=share)
     _assign(params, start)
     return mean
 
@@ -83,40 +96,48 @@ class MetaUpdater:
             {"params": critics, "lr": config.outer_step * learner.critic_lr},
         ])
         """FOMAML's outer optimizer (unused by Reptile)."""
+        self.inner_updates: dict[int, int] = {}
+        """Inner updates per task: the actor steps every ``policy_delay``-th of a task's own."""
 
     def step(
         self, tasks: Sequence[int], sample: Callable[[int], Batch], weights: torch.Tensor
     ) -> Metrics:
-        """``sample(task)`` gives a batch of one task; returns metrics averaged over the
-        inner updates (per-task vectors hold each task's own inner updates)."""
+        """``sample(task)`` gives a batch of one task; ``weights`` (per task) weight the outer
+        mean. Returns metrics averaged over the inner updates (per-task vectors hold each
+        task's own inner updates)."""
         learner, cfg = self.learner, self.config
         outs: list[Metrics] = []
         before = learner.updates
 
         def adapt(task: int) -> None:
             for _ in range(cfg.inner_steps):
-                outs.append(learner.update(sample(task), weights, update_targets=False))
+                self.inner_updates[task] = self.inner_updates.get(task, 0) + 1
+                actor = self.inner_updates[task] % learner.actor_delay == 0
+                outs.append(learner.update(sample(task), weights, update_targets=False,
+                                           update_actor=actor))
 
         params = learner.parameters()
+        shares = weights.tolist()
         if cfg.update == "reptile":
-            reptile_step(params, tasks, adapt, cfg.outer_step)
+            reptile_step(params, tasks, adapt, cfg.outer_step, shares)
         else:
             mean = fomaml_gradient(params, tasks, adapt,
-                                   lambda task: learner.gradients(sample(task), weights))
+                                   lambda task: learner.gradients(sample(task), weights), shares)
             for param, grad in zip(params, mean, strict=True):
                 param.grad = grad
             self.outer.step()
         every = learner.config.target_update_every
-        if learner.updates // every > before // every:
+        for _ in range(learner.updates // every - before // every):
             learner.soft_update()
         return merge_metrics(outs)
 
-
     def state_dict(self) -> dict:
-        return {"outer": self.outer.state_dict()}
+        return {"outer": self.outer.state_dict(),
+                "inner_updates": {str(k): v for k, v in self.inner_updates.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.outer.load_state_dict(state["outer"])
+        self.inner_updates = {int(k): int(v) for k, v in state["inner_updates"].items()}
 
 
 def merge_metrics(outs: Sequence[Metrics]) -> Metrics:

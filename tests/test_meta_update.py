@@ -84,3 +84,21 @@ def test_meta_update_keeps_targets_during_inner_steps_and_updates_them_after() -
     assert out["tasks/present"].tolist() == [1.0, 1.0]
     updater.step([0, 1], lambda task: task_rows(batch, task), torch.tensor([0.5, 0.5]))
     assert not torch.equal(params(learner.critics_target), targets)  # 4 updates: one step
+
+
+def test_every_tasks_actor_steps_at_its_own_policy_delay() -> None:
+    torch.manual_seed(0)
+    learner = TD3Learner(6, 4, 2, Learner(hidden_sizes=[16, 16]), torch.device("cpu"))
+    batch = make_batch(64)
+    updater = MetaUpdater(learner, Meta(update="reptile", inner_steps=1))
+    first = updater.step([0, 1], lambda task: task_rows(batch, task), torch.tensor([0.5, 0.5]))
+    assert "losses/actor_per_task" not in first  # each task's 1st inner update: no actor
+    second = updater.step([0, 1], lambda task: task_rows(batch, task), torch.tensor([0.5, 0.5]))
+    assert (second["losses/actor_per_task"] != 0).all()  # both tasks' 2nd: both actors
+
+
+def test_reptile_mean_is_weighted_by_the_task_weights() -> None:
+    centres = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
+    theta, _, adapt = quadratic(centres)
+    reptile_step([theta], [0, 1], adapt(k=50, lr=0.1), epsilon=1.0, weights=[0.75, 0.25])
+    assert torch.allclose(theta.detach(), 0.75 * centres[0] + 0.25 * centres[1], atol=1e-5)

@@ -40,6 +40,13 @@ BAD_SPECS = [
      "scheduler.name"),
     ("tasks: [FetchReach-v4]\nbudget: {env_steps: 10}\nmodel: {arch: transformer}\n",
      "model.arch"),
+    ("tasks: [FetchReach-v4]\nbudget: {env_steps: 10}\nmodel: {freeze: shared}\n",
+     "model.freeze: shared needs task-specific parameters"),
+    ("tasks: [FetchReach-v4]\nbudget: {env_steps: 10}\n"
+     "scheduler: {name: learning_progress, noise_free_share: 0}\n",
+     "scheduler.noise_free_share: 0 leaves the success feedback"),
+    ("tasks: [FetchReach-v4]\nbudget: {env_steps: 10}\nweighting: {name: pcgrad}\n"
+     "meta: {update: reptile}\n", "weighting.name pcgrad"),
 ]
 
 
