@@ -43,6 +43,25 @@ def _task_shares(tasks: Sequence[int], weights: Sequence[float] | None) -> list[
     return [float(weights[t]) / total for t in tasks]
 
 
+def _mean_over_tasks(
+    params: Sequence[torch.Tensor],
+    tasks: Sequence[int],
+    adapt: Callable[[int], None],
+    contribution: Callable[[int], Sequence[torch.Tensor]],
+    weights: Sequence[float] | None,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """For each task: back to the start, ``adapt`` (moves ``params`` in place), then add the
+    task's ``contribution`` to a (task-weighted) mean. Returns the start and the mean;
+    ``params`` are left at the last task's adapted weights."""
+    start = [p.detach().clone() for p in params]
+    mean = [torch.zeros_like(p) for p in params]
+    for task, share in zip(tasks, _task_shares(tasks, weights), strict=True):
+        _assign(params, start)
+        adapt(task)
+        torch._foreach_add_(mean, list(contribution(task)), alpha=share)
+    return start, mean
+
+
 def reptile_step(
     params: Sequence[torch.Tensor],
     tasks: Sequence[int],
@@ -52,12 +71,8 @@ def reptile_step(
 ) -> None:
     """Adapt from the same start for each task (``adapt`` moves ``params`` in place), then
     move the start ε of the way to the (task-weighted) mean adapted weights."""
-    start = [p.detach().clone() for p in params]
-    mean = [torch.zeros_like(p) for p in params]
-    for task, share in zip(tasks, _task_shares(tasks, weights), strict=True):
-        _assign(params, start)
-        adapt(task)
-        torch._foreach_add_(mean, [p.detach() for p in params], alpha=share)
+    start, mean = _mean_over_tasks(params, tasks, adapt,
+                                   lambda task: [p.detach() for p in params], weights)
     _assign(params, [s + epsilon * (m - s) for s, m in zip(start, mean, strict=True)])
 
 
@@ -70,12 +85,7 @@ def fomaml_gradient(
 ) -> list[torch.Tensor]:
     """Adapt from the same start for each task and take the query gradient at the adapted
     weights; returns the (task-weighted) mean query gradient, ``params`` back at the start."""
-    start = [p.detach().clone() for p in params]
-    mean = [torch.zeros_like(p) for p in params]
-    for task, share in zip(tasks, _task_shares(tasks, weights), strict=True):
-        _assign(params, start)
-        adapt(task)
-        torch._foreach_add_(mean, list(query_gradients(task)), alpha=share)
+    start, mean = _mean_over_tasks(params, tasks, adapt, query_gradients, weights)
     _assign(params, start)
     return mean
 
