@@ -2,7 +2,7 @@
 
 Weights are decided before an update (so rank 0 can send them to every learner rank) from
 feedback of earlier updates: per-task critic losses and noise-free success. ``pcgrad``
-weights evenly and tells the learner to project conflicting per-task gradients.
+weights evenly; the learner, built from the same spec, projects conflicting gradients.
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ from meta.progress import SuccessWindows, progress_distribution
 
 class TaskWeighting(Protocol):
     """Strategy interface: weights out, losses and successes back as feedback."""
-
-    projects_gradients: bool
-    """True when the learner must combine per-task gradients with PCGrad."""
 
     def weights(self) -> np.ndarray:
         """Weight of each task's loss in the next update (sums to 1)."""
@@ -43,8 +40,6 @@ class TaskWeighting(Protocol):
 class MeanWeighting:
     """Equal weights: the joint loss is the mean of the per-task losses."""
 
-    projects_gradients = False
-
     def __init__(self, num_tasks: int) -> None:
         self.num_tasks = num_tasks
 
@@ -62,12 +57,6 @@ class MeanWeighting:
 
     def load_state_dict(self, state: dict) -> None:
         """Stateless."""
-
-
-class PCGradWeighting(MeanWeighting):
-    """Equal weights; conflicting per-task gradients are projected (Yu et al. 2020)."""
-
-    projects_gradients = True
 
 
 class LossWeighting(MeanWeighting):
@@ -128,8 +117,6 @@ class LearningProgressWeighting(MeanWeighting):
 class FamoTaskWeighting(FamoWeighting):
     """FAMO on the critic loss (:mod:`meta.famo`); the actor uses the same weights."""
 
-    projects_gradients = False
-
     def record_success(self, task: int, successes: np.ndarray) -> None:
         """Ignored."""
 
@@ -142,6 +129,7 @@ def build_weighting(
         return FamoTaskWeighting(num_tasks, config.famo_lr, config.famo_decay)
     if config.name == "learning_progress":
         return LearningProgressWeighting(num_tasks, scheduler)
-    return {"mean": MeanWeighting, "loss": LossWeighting, "pcgrad": PCGradWeighting}[
+    # pcgrad weights evenly; the learner projects (agent.model.build_learner turns it on)
+    return {"mean": MeanWeighting, "loss": LossWeighting, "pcgrad": MeanWeighting}[
         config.name
     ](num_tasks)
