@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.mpi import mpi_world
+from agent.rpc_group import Endpoint, NameTaken
 from agent.spec import Spec, SpecError, dump_spec, load_spec, validate_spec
-from agent.transport import Endpoint
 
 EXIT_BAD_INPUT = 2
 RUNS_ROOT = Path("runs")
@@ -181,8 +181,10 @@ def _run_observer(args: argparse.Namespace) -> int:
         raise UsageError(f"--rank {rank}: must be in 1..{endpoint.world_size - 1}")
     from observer.worker import run_observer
 
-    run_observer(spec.model_dump(mode="json"), rank, endpoint.world_size, endpoint.addr,
-                 endpoint.port)
+    try:
+        run_observer(spec.model_dump(mode="json"), rank, endpoint.addr, endpoint.port)
+    except NameTaken as exc:
+        raise UsageError(f"--rank {rank}: {exc}") from None
     return 0
 
 

@@ -5,29 +5,27 @@ from __future__ import annotations
 import asyncio
 import multiprocessing as mp
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed.rpc as rpc
 
+from agent import rpc_group
 from agent.learner_ranks import RankGroup
 from agent.metrics import MetricsPipeline, Record
 from agent.principal import Principal, RunError
+from agent.rpc_group import Endpoint, free_port, observer_name, observer_rank
 from agent.sinks import JsonlSink, ProgressSink, TensorBoardSink, WandbSink
 from agent.spec import Spec
 from agent.transfer import apply_transfer
-from agent.transport import (
-    AGENT_NAME,
-    Endpoint,
-    RpcTransport,
-    free_port,
-    observer_name,
-    rpc_options,
-)
-from observer.worker import run_observer
+from agent.transport import RpcTransport
+from observer.worker import run_observer, stop_serving
 
 JOIN_TIMEOUT_S = 10.0
+STOP_MEMBERS_TIMEOUT_S = 5.0
 
 
 def build_metrics(spec: Spec, run_dir: Path, initial_env_steps: int) -> MetricsPipeline:
@@ -46,6 +44,56 @@ def build_metrics(spec: Spec, run_dir: Path, initial_env_steps: int) -> MetricsP
     return MetricsPipeline(sinks, cfg.queue_size)
 
 
+class LocalObservers:
+    """The observer processes a local run spawns, and restarts when one is lost."""
+
+    def __init__(self, spec: Spec, endpoint: Endpoint) -> None:
+        self.spec_data = spec.model_dump(mode="json")
+        self.endpoint = endpoint
+        self.restarts_left = spec.distributed.observer_restarts
+        self._context = mp.get_context("spawn")
+        self._lock = threading.Lock()  # replace() runs on a helper thread
+        self._closed = False
+        self.processes = {observer_name(rank): self._start(rank)
+                          for rank in range(1, endpoint.world_size)}
+
+    def _start(self, rank: int) -> mp.process.BaseProcess:
+        process = self._context.Process(
+            target=run_observer,
+            args=(self.spec_data, rank, self.endpoint.addr, self.endpoint.port),
+            name=observer_name(rank),
+        )
+        process.start()
+        return process
+
+    def exited(self) -> list[str]:
+        return [name for name, p in self.processes.items() if not p.is_alive()]
+
+    def replace(self, name: str) -> None:
+        """Stop the lost observer ``name`` (it may only be hung) and start a fresh one with
+        the same rank, while restarts are left and the run is not ending."""
+        with self._lock:
+            if self._closed or self.restarts_left <= 0:
+                return
+            self.restarts_left -= 1
+            _stop(self.processes[name], 0.0)
+            self.processes[name] = self._start(observer_rank(name))
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        for process in self.processes.values():
+            _stop(process, JOIN_TIMEOUT_S)
+
+
+def _stop(process: mp.process.BaseProcess, grace_s: float) -> None:
+    """Join ``process`` for ``grace_s``, then SIGKILL it (works on stopped ones too)."""
+    process.join(grace_s)
+    if process.is_alive():
+        process.kill()
+        process.join(5)
+
+
 def train_local(
     spec: Spec, run_dir: Path, resume_state: dict | None = None, comm: Any | None = None
 ) -> Record:
@@ -53,26 +101,11 @@ def train_local(
     dist = spec.distributed
     endpoint = Endpoint(dist.master_addr, dist.master_port or free_port(dist.master_addr),
                         spec.observers + 1)
-    spec_data = spec.model_dump(mode="json")
-    ctx = mp.get_context("spawn")
-    processes = [
-        ctx.Process(
-            target=run_observer,
-            args=(spec_data, rank, endpoint.world_size, endpoint.addr, endpoint.port),
-            name=observer_name(rank),
-        )
-        for rank in range(1, endpoint.world_size)
-    ]
-    for process in processes:
-        process.start()
+    local = LocalObservers(spec, endpoint)
     try:
-        return train_agent(spec, run_dir, resume_state, endpoint, processes, comm)
+        return train_agent(spec, run_dir, resume_state, endpoint, local, comm)
     finally:
-        for process in processes:
-            process.join(JOIN_TIMEOUT_S)
-            if process.is_alive():  # stuck (or stopped): SIGKILL works on both
-                process.kill()
-                process.join(5)
+        local.close()
 
 
 def train_agent(
@@ -80,69 +113,70 @@ def train_agent(
     run_dir: Path,
     resume_state: dict | None,
     endpoint: Endpoint,
-    local_observers: list[mp.process.BaseProcess] | None = None,
+    local: LocalObservers | None = None,
     comm: Any | None = None,
 ) -> Record:
-    """Be the principal agent (RPC rank 0) of ``endpoint`` and train to the budget.
+    """Be the principal agent of ``endpoint`` and train to the budget.
 
     With ``comm`` (MPI), this is learner rank 0 and drives the other learner ranks.
     """
     torch.set_num_threads(spec.learner.torch_threads)
     group = RankGroup(comm, list(spec.tasks)) if comm is not None else None
     try:
-        principal = _build_principal(spec, run_dir, resume_state, endpoint.world_size, group)
+        principal = _build_principal(spec, run_dir, resume_state, endpoint.world_size, group,
+                                     local.replace if local is not None else None)
         if group is not None:
             group.start(spec.model_dump(mode="json"), run_dir, principal.learner.state_dict(),
                         principal.replay_episodes_by_rank)
-        return _serve(principal, endpoint, local_observers or [])
+        return _serve(principal, endpoint, local)
     finally:
         if group is not None:
             group.close()
 
 
-def _serve(
-    principal: Principal, endpoint: Endpoint, local_observers: list[mp.process.BaseProcess]
-) -> Record:
-    """Join the RPC group as rank 0, run the principal, shut RPC down once."""
+def _serve(principal: Principal, endpoint: Endpoint, local: LocalObservers | None) -> Record:
+    """Start the RPC group, wait for every observer, run the principal, end the group once."""
     timeout = principal.spec.distributed.start_timeout_s
     try:
-        rpc.init_rpc(
-            AGENT_NAME, rank=0, world_size=endpoint.world_size,
-            rpc_backend_options=rpc_options(endpoint.addr, endpoint.port, timeout),
-        )
+        rpc_group.start_group(endpoint.addr, endpoint.port, timeout)
     except Exception as exc:
-        dead = [p.name for p in local_observers if not p.is_alive()]
-        raise RunError(
-            f"observers did not join at {endpoint.addr}:{endpoint.port} within {timeout:.0f} s"
-            f" (exited: {dead or 'none'}): {exc}"
-        ) from exc
-    graceful = False
+        raise RunError(f"cannot start the run at {endpoint.addr}:{endpoint.port}: {exc}") from exc
     try:
-        end = asyncio.run(principal.run())
-        graceful = not principal.lost  # the graceful barrier would wait for the dead
-        return end
+        try:
+            rpc_group.wait_for_members(principal.observers, timeout,
+                                       lambda: bool(local and local.exited()))
+        except TimeoutError as exc:
+            exited = local.exited() if local is not None else []
+            raise RunError(
+                f"observers did not join at {endpoint.addr}:{endpoint.port} within "
+                f"{timeout:.0f} s (exited: {exited or 'none'}): {exc}"
+            ) from exc
+        return asyncio.run(principal.run())
     finally:
-        _shutdown_rpc(graceful)
+        _end_group()
 
 
-def _shutdown_rpc(graceful: bool) -> None:
-    """One ``rpc.shutdown``: graceful after a clean run, immediate after a failure (a dead
-    peer would make the graceful barrier fail). Never a second call."""
+def _end_group() -> None:
+    """Tell the observers to leave, then one immediate ``rpc.shutdown`` (never a second)."""
     try:
-        rpc.shutdown(graceful=graceful)
-    except Exception as exc:
-        print(f"warning: RPC shutdown was not clean: {exc!r}", file=sys.stderr)
+        rpc_group.stop_members(stop_serving, STOP_MEMBERS_TIMEOUT_S)
+    finally:
+        try:
+            rpc.shutdown(graceful=False)
+        except Exception as exc:
+            print(f"warning: RPC shutdown was not clean: {exc!r}", file=sys.stderr)
 
 
 def _build_principal(
     spec: Spec, run_dir: Path, resume_state: dict | None, world_size: int,
-    group: RankGroup | None,
+    group: RankGroup | None, replace_observer: Callable[[str], None] | None,
 ) -> Principal:
     names = [observer_name(rank) for rank in range(1, world_size)]
     initial = int(resume_state["counters"]["env_steps"]) if resume_state else 0
     metrics = build_metrics(spec, run_dir, initial)
     principal = Principal(
-        spec, run_dir, RpcTransport(spec.distributed.rpc_timeout_s), names, metrics, group
+        spec, run_dir, RpcTransport(spec.distributed.rpc_timeout_s), names, metrics, group,
+        replace_observer,
     )
     if resume_state is not None:
         principal.load_state_dict(resume_state)

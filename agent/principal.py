@@ -29,13 +29,15 @@ from agent.spec import Spec
 from agent.strategies import TaskStrategies
 from agent.td3 import Batch
 from agent.training_window import TrainingWindow
-from agent.transport import Transport
+from agent.transport import Transport, in_daemon_thread
 from meta.meta_update import MetaUpdater
 from observer.messages import EpisodeBatch, Order, OrderResult, PolicySnapshot
 
 EVAL_SEED_OFFSET = 1_000_003
 STOP_GRACE_S = 10.0
 """After a stop request, how long in-flight orders may still arrive and be stored."""
+REJOIN_POLL_S = 0.5
+"""How often the agent looks for replacements of lost observers."""
 
 
 class RunError(RuntimeError):
@@ -53,10 +55,13 @@ class Principal:
         observers: Sequence[str],
         metrics: MetricsPipeline,
         group: RankGroup | None = None,
+        replace_observer: Callable[[str], None] | None = None,
     ) -> None:
         self.spec, self.run_dir, self.transport = spec, run_dir, transport
         self.group = group
         """The other MPI learner ranks, when started by mpiexec."""
+        self.replace_observer = replace_observer
+        """Starts a replacement for a lost observer (local runs); blocking."""
         self.observers, self.metrics = list(observers), metrics
         self.tasks = list(spec.tasks)
         self.shapes = task_shapes(self.tasks)
@@ -88,10 +93,22 @@ class Principal:
         self.episodes_by_observer: dict[str, int] = dict.fromkeys(self.observers, 0)
         self._slots = dict.fromkeys(self.observers, 0)
         self._in_flight = dict.fromkeys(self.observers, 0)
+        """Collection orders out per observer (dispatch fairness)."""
+        self._unanswered = dict.fromkeys(self.observers, 0)
+        """Orders of any kind sent to a name and neither answered nor failed yet."""
         self._last_dispatch = dict.fromkeys(self.observers, 0)
         self._dispatches = 0
         self.lost: list[str] = []
-        """Observers that died or stopped answering; they get no more orders."""
+        """Observers that died or stopped answering; they get no more orders until a
+        replacement with the same name joins."""
+        self.losses = 0
+        self.rejoined = 0
+        self._lost_at: dict[str, float] = {}
+        self._dropped: set[str] = set()
+        """Lost observers already removed from the RPC group: a member of that name now is
+        a replacement."""
+        self._slot_tasks: list[asyncio.Task] = []
+        self._background: set[asyncio.Task] = set()
         self._reassigned: deque[tuple[list[tuple[str, int]], bool]] = deque()
         self.stopping = False
         self.errors: list[BaseException] = []
@@ -209,16 +226,16 @@ class Principal:
     async def _drive(self) -> None:
         """Collection slots, consumer, evaluator and learner, to the budget or a stop."""
         assert self._episode_queue is not None
-        slots = [  # interleaved, so that a rate-limited run still feeds every observer
-            asyncio.create_task(self._guard(self._collect_slot(observer)))
-            for _ in range(self.spec.collect.orders_in_flight)
-            for observer in self.observers
-        ]
+        for _ in range(self.spec.collect.orders_in_flight):
+            for observer in self.observers:  # interleaved: a rate-limited run feeds them all
+                self._start_slot(observer)
         consumer = asyncio.create_task(self._guard(self._consume()))
         evaluator = asyncio.create_task(self._guard(self._evaluate_loop()))
+        watcher = asyncio.create_task(self._guard(self._admit_replacements()))
         try:
             await self._guard(self._learn())
-            await asyncio.gather(*slots)
+            while running := [task for task in self._slot_tasks if not task.done()]:
+                await asyncio.gather(*running)
             await self._episode_queue.put(None)
             await consumer
             await self._notify()
@@ -226,9 +243,10 @@ class Principal:
             if not self.stopping and self._last_eval_steps != self.env_steps:
                 await self._guard(self._evaluate())
         finally:
-            for task in (*slots, consumer, evaluator):
+            others = (*self._slot_tasks, consumer, evaluator, watcher, *self._background)
+            for task in others:
                 task.cancel()
-            await asyncio.gather(*slots, consumer, evaluator, return_exceptions=True)
+            await asyncio.gather(*others, return_exceptions=True)
 
     async def _supervise(self, drive: asyncio.Task) -> None:
         """Let ``drive`` finish; after a stop, give in-flight orders a bounded grace period.
@@ -267,7 +285,8 @@ class Principal:
             "episodes": self.episodes,
             "stopped": self.stopping,
             "episodes_by_observer": self.episodes_by_observer,
-            "observers_lost": len(self.lost),
+            "observers_lost": self.losses,
+            "observers_rejoined": self.rejoined,
             "metrics_dropped": self.metrics.dropped,
         }
         if self.errors:
@@ -409,6 +428,7 @@ class Principal:
 
     async def _submit_or_lose(self, observer: str, order: Order) -> OrderResult | None:
         """The reply, or None once ``observer`` is marked lost (died, or past the timeout)."""
+        self._unanswered[observer] += 1
         try:
             return await self.transport.submit(observer, order)
         except asyncio.CancelledError:
@@ -416,17 +436,72 @@ class Principal:
         except Exception as exc:
             self._lose(observer, exc)
             return None
+        finally:
+            self._unanswered[observer] -= 1
 
     def _lose(self, observer: str, error: Exception) -> None:
         if observer not in self.lost:
             self.lost.append(observer)
+            self.losses += 1
+            self._lost_at[observer] = self.wall_time()
             print(f"warning: {observer} lost ({error!r}); its work goes to the others",
                   file=sys.stderr)
             self.metrics.emit({"event": "observer_lost", "observer": observer,
                                "env_steps": self.env_steps,
-                               "wall_time_s": round(self.wall_time(), 3)})
+                               "wall_time_s": round(self.wall_time(), 3),
+                               "episodes": self.episodes_by_observer[observer]})
+            self._in_background(self._drop(observer))
         if len(self.lost) == len(self.observers):
             raise RunError(f"every observer is lost (last: {observer}: {error!r})")
+
+    def _in_background(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _drop(self, observer: str) -> None:
+        """Remove a lost observer from the RPC group, so that a replacement can join under
+        its name, and start one if this run owns its observers."""
+        try:
+            await in_daemon_thread(lambda: self.transport.forget(observer))
+            if self.replace_observer is not None:
+                await in_daemon_thread(lambda: self.replace_observer(observer))
+        except Exception as exc:
+            print(f"warning: cannot make room for a replacement of {observer}: {exc!r}",
+                  file=sys.stderr)
+            return
+        self._dropped.add(observer)
+
+    async def _admit_replacements(self) -> None:
+        """A dropped observer's name back in the RPC group is its replacement: give it work
+        once the old process's last orders have failed."""
+        while True:
+            await asyncio.sleep(REJOIN_POLL_S)
+            waiting = [o for o in self.lost if o in self._dropped and self._unanswered[o] == 0]
+            if not waiting or self.stopping:
+                continue
+            present = self.transport.members()
+            for observer in waiting:
+                if observer in present:
+                    self._readmit(observer)
+            await self._notify()
+
+    def _readmit(self, observer: str) -> None:
+        self.lost.remove(observer)
+        self._dropped.discard(observer)
+        self._sent_version.pop(observer, None)  # a fresh process: send it the weights
+        self.rejoined += 1
+        down_s = self.wall_time() - self._lost_at.pop(observer)
+        print(f"{observer} rejoined after {down_s:.1f} s", file=sys.stderr)
+        self.metrics.emit({"event": "observer_rejoined", "observer": observer,
+                           "env_steps": self.env_steps,
+                           "wall_time_s": round(self.wall_time(), 3),
+                           "down_s": round(down_s, 3)})
+        for _ in range(self.spec.collect.orders_in_flight):
+            self._start_slot(observer)
+
+    def _start_slot(self, observer: str) -> None:
+        self._slot_tasks.append(asyncio.create_task(self._guard(self._collect_slot(observer))))
 
     def _live_observers(self) -> list[str]:
         return [o for o in self.observers if o not in self.lost]

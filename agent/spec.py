@@ -208,6 +208,8 @@ class Distributed(_Section):
     """Per-call timeout of RPC requests to observers."""
     start_timeout_s: PositiveFloat = 120.0
     """How long the agent waits for observers to join."""
+    observer_restarts: NonNegInt = 3
+    """Local runs: how many lost observers the agent restarts itself (0: none)."""
 
 
 class Spec(_Section):

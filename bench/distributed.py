@@ -95,28 +95,32 @@ def bytes_per_episode() -> None:
 
 
 def recovery() -> None:
-    """Seconds from kill -9 of one of two observers to detection and to steps flowing again."""
+    """Seconds from kill -9 of one of two observers to detection, to steps flowing again,
+    and to the agent's replacement rejoining."""
     run_dir = fresh("recovery")
-    process = start(run_dir, "--set=observers=2", "--set=budget.env_steps=8000")
+    process = start(run_dir, "--set=observers=2", "--set=budget.env_steps=12000")
     while not any(r["event"] == "train" for r in records(run_dir)):
         time.sleep(0.2)
     kids = subprocess.run(["pgrep", "-P", str(process.pid), "-f", "spawn_main"],
                           capture_output=True, text=True).stdout.split()
     killed = time.monotonic()
     os.kill(int(kids[0]), signal.SIGKILL)
-    detected = None
-    while detected is None:
-        if any(r["event"] == "observer_lost" for r in records(run_dir)):
-            detected = time.monotonic()
-        time.sleep(0.05)
+    detected = wait_for(run_dir, lambda rs: any(r["event"] == "observer_lost" for r in rs))
     steps = max(r.get("env_steps", 0) for r in records(run_dir))
-    while max(r.get("env_steps", 0) for r in records(run_dir)) <= steps:
-        time.sleep(0.05)
-    flowing = time.monotonic()
+    flowing = wait_for(run_dir, lambda rs: max(r.get("env_steps", 0) for r in rs) > steps)
+    rejoined = wait_for(run_dir, lambda rs: any(r["event"] == "observer_rejoined" for r in rs))
     process.wait()
     print(json.dumps({"detect_s": round(detected - killed, 2),
                       "steps_flowing_again_s": round(flowing - killed, 2),
-                      "finished_budget": records(run_dir)[-1].get("env_steps") == 8000}))
+                      "replacement_rejoined_s": round(rejoined - killed, 2),
+                      "finished_budget": records(run_dir)[-1].get("env_steps") == 12000}))
+
+
+def wait_for(run_dir: Path, condition) -> float:
+    """Poll metrics.jsonl until ``condition(records)``; the monotonic time it became true."""
+    while not condition(records(run_dir)):
+        time.sleep(0.05)
+    return time.monotonic()
 
 
 def kill_loss(trials: int = 3, interval: int = 2000) -> None:

@@ -1,7 +1,9 @@
 """The observer process: serves orders over torch RPC from a dedicated collection thread.
 
 RPC handlers return at once (``async_execution``); collection runs on one thread per
-observer, so no RPC thread is ever blocked by env stepping.
+observer, so no RPC thread is ever blocked by env stepping. The main thread joins the
+run, then checks every few seconds that the agent is alive and still counts this process
+in; it leaves when the agent says stop, is gone, or has dropped it.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import torch
 import torch.distributed.rpc as rpc
 
 from agent.model import build_policy, task_shapes
+from agent.rpc_group import AGENT_NAME, is_member, join_group, observer_name
 from agent.spec import Spec, validate_spec
-from agent.transport import observer_name, rpc_options
 from observer.messages import Order, OrderResult
 from observer.rollout import Rollout
 
@@ -71,6 +73,8 @@ class ObserverService:
 
 
 _SERVICE: ObserverService | None = None
+_STOP = threading.Event()
+LIVENESS_EVERY_S = 2.0
 
 
 @rpc.functions.async_execution
@@ -81,19 +85,42 @@ def serve_order(order: Order) -> torch.futures.Future:
     return _SERVICE.submit(order)
 
 
-def run_observer(spec_data: dict, rank: int, world_size: int, addr: str, port: int) -> None:
-    """Process entry: join the RPC group and serve until the agent shuts it down."""
+def stop_serving() -> None:
+    """RPC entry point: the agent ends the run."""
+    _STOP.set()
+
+
+def run_observer(spec_data: dict, rank: int, addr: str, port: int) -> None:
+    """Process entry: join the agent's run as ``observer<rank>`` and serve until it ends.
+
+    Raises :class:`agent.rpc_group.NameTaken` if an observer of this rank is still in the run.
+    """
     global _SERVICE
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when to stop
     torch.set_num_threads(1)
     spec = validate_spec(spec_data, "spec from agent")
     name = observer_name(rank)
     _SERVICE = ObserverService(spec, name)
-    options = rpc_options(addr, port, spec.distributed.start_timeout_s)
-    rpc.init_rpc(name, rank=rank, world_size=world_size, rpc_backend_options=options)
     try:
-        rpc.shutdown()  # serves orders until the agent shuts the group down
-    except Exception as exc:  # the agent stopped without the graceful barrier
-        print(f"{name}: agent gone ({exc.__class__.__name__}); exiting", file=sys.stderr)
+        worker_id = join_group(name, addr, port, spec.distributed.start_timeout_s)
+        _serve_until_stopped(name, worker_id, spec.distributed.rpc_timeout_s)
     finally:
         _SERVICE.close()
+
+
+def _serve_until_stopped(name: str, worker_id: int, timeout_s: float) -> None:
+    """Serve (on RPC threads) until told to stop, the agent is gone, or it dropped us."""
+    while not _STOP.wait(LIVENESS_EVERY_S):
+        try:
+            member = rpc.rpc_sync(AGENT_NAME, is_member, args=(name, worker_id),
+                                  timeout=timeout_s)
+        except Exception as exc:
+            print(f"{name}: agent gone ({exc.__class__.__name__}); exiting", file=sys.stderr)
+            break
+        if not member:
+            print(f"{name}: the agent dropped this observer (it stopped answering); exiting",
+                  file=sys.stderr)
+            break
+    if _STOP.is_set():
+        time.sleep(0.2)  # let the reply to stop_serving go out before the agent stops
+    rpc.shutdown(graceful=False)

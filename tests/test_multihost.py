@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import QUIET, REPO, main_env, read_metrics, run_main
+from tests.test_run import wait_for_record
 
 SUBNET = "10.231.{}.{}"
 
@@ -96,11 +97,53 @@ def test_agent_and_observers_on_three_hosts(hosts: dict[str, str], tmp_path: Pat
     assert [r["env_steps"] for r in records if r["event"] == "eval"][-1] == 1200
 
 
+def test_replacement_observer_rejoins_under_the_lost_rank(
+    hosts: dict[str, str], tmp_path: Path
+) -> None:
+    """kill -9 of a remote observer; a new one started with the same rank joins the run and
+    collects; a duplicate of a rank still in the run is refused with status 2."""
+    master = f"{hosts['agent'].split('|')[1]}:29634"
+    common = ["--spec", "specs/fetch_reach.yaml", "--master", master, "--world-size", "3",
+              "--set", "budget.env_steps=8000", "--set", "eval.every_env_steps=2000",
+              "--set", "eval.episodes=4", "--set", "distributed.rpc_timeout_s=10", *QUIET]
+    run_dir = tmp_path / "run"
+    agent = in_netns(hosts["agent"], *common, "--role", "agent", "--run-dir", str(run_dir),
+                     log=tmp_path / "agent.log")
+    processes = [agent] + [
+        in_netns(hosts[role], *common, "--role", "observer", "--rank", str(rank),
+                 log=tmp_path / f"{role}.log")
+        for rank, role in ((1, "obs1"), (2, "obs2"))
+    ]
+    try:
+        wait_for_record(run_dir, "train")
+        duplicate = in_netns(hosts["obs1"], *common, "--role", "observer", "--rank", "2",
+                             log=tmp_path / "duplicate.log")
+        assert duplicate.wait(timeout=120) == 2
+        assert "still a member" in (tmp_path / "duplicate.log").read_text()
+        processes[1].kill()
+        wait_for_record(run_dir, "observer_lost")
+        processes.append(in_netns(hosts["obs1"], *common, "--role", "observer", "--rank", "1",
+                                  log=tmp_path / "replacement.log"))
+        assert agent.wait(timeout=300) == 0, (tmp_path / "agent.log").read_text()[-3000:]
+        for process, log in ((processes[2], "obs2"), (processes[3], "replacement")):
+            assert process.wait(timeout=60) == 0, (tmp_path / f"{log}.log").read_text()[-2000:]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    records = read_metrics(run_dir)
+    end, lost = records[-1], next(r for r in records if r["event"] == "observer_lost")
+    assert end["event"] == "end" and end["env_steps"] == 8000
+    assert lost["observer"] == "observer1"
+    assert (end["observers_lost"], end["observers_rejoined"]) == (1, 1)
+    assert end["episodes_by_observer"]["observer1"] > lost["episodes"]
+
+
 def test_agent_listens_only_on_the_address_it_is_given(hosts: dict[str, str]) -> None:
     """The rendezvous port is bound to the agent's address, not to every interface."""
     ns, addr = hosts["agent"].split("|")
     code = (
-        "import socket, sys; from agent.transport import _bound_tcp_rendezvous; "
+        "import socket, sys; from agent.rpc_group import _bound_tcp_rendezvous; "
         f"s = next(_bound_tcp_rendezvous('boundtcp://{addr}:29632?rank=0&world_size=1')); "
         "import subprocess; print(subprocess.run(['ss','-ltn'],capture_output=True,"
         "text=True).stdout)"

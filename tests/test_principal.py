@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import agent.principal as principal_module
 from agent.metrics import MetricsPipeline
 from agent.principal import Principal, RunError
 from agent.spec import validate_spec
@@ -16,12 +17,27 @@ from tests.conftest import ListSink
 
 
 class ScriptedTransport:
-    """Replies with random episodes after ``delay[observer]`` s, or fails for ``failing``."""
+    """Replies with random episodes after ``delay[observer]`` s, or fails for ``failing``.
+
+    ``replace(observer)`` plays a fresh process joining under a forgotten name.
+    """
 
     def __init__(self, delay: dict[str, float], failing: set[str], shapes: dict) -> None:
         self.delay, self.failing, self.shapes = delay, failing, shapes
         self.sent: list[tuple[str, Order]] = []
+        self.forgotten: set[str] = set()
         self.rng = np.random.default_rng(0)
+
+    def members(self) -> set[str]:
+        return set(self.delay) - self.forgotten
+
+    def forget(self, observer: str) -> None:
+        self.forgotten.add(observer)
+
+    def replace(self, observer: str) -> None:
+        assert observer in self.forgotten, "a replacement joins only under a forgotten name"
+        self.failing.discard(observer)
+        self.forgotten.discard(observer)
 
     def submit(self, observer: str, order: Order) -> asyncio.Future:
         self.sent.append((observer, order))
@@ -85,6 +101,31 @@ def test_work_of_an_observer_lost_after_the_budget_was_dispatched_is_collected(
     assert [r["observer"] for r in lost] == ["B"]
     evals = [r for r in sink.records if r["event"] == "eval"]
     assert evals and evals[-1]["env_steps"] == 400
+
+
+def test_a_replaced_observer_gets_work_and_fresh_weights_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(principal_module, "REJOIN_POLL_S", 0.01)
+    principal, transport, sink = make_principal(
+        tmp_path, budget=3000, delay={"A": 0.01, "B": 0.02}, failing={"B"})
+    principal.replace_observer = transport.replace
+    end = asyncio.run(asyncio.wait_for(principal.run(), timeout=60))
+    assert end["env_steps"] == 3000
+    assert (end["observers_lost"], end["observers_rejoined"]) == (1, 1)
+    assert end["episodes_by_observer"]["B"] > 0
+    events = [r["event"] for r in sink.records if r.get("observer") == "B"]
+    assert events == ["observer_lost", "observer_rejoined"]
+    after_loss = [order for observer, order in transport.sent if observer == "B"][2:]
+    assert after_loss and after_loss[0].policy is not None  # the new process gets weights
+
+
+def test_a_dropped_observer_without_replacement_stays_lost(tmp_path: Path) -> None:
+    principal, transport, _ = make_principal(
+        tmp_path, budget=1500, delay={"A": 0.01, "B": 0.02}, failing={"B"})
+    end = asyncio.run(asyncio.wait_for(principal.run(), timeout=60))
+    assert transport.forgotten == {"B"}
+    assert (end["observers_lost"], end["observers_rejoined"]) == (1, 0)
 
 
 def test_losing_every_observer_stops_the_run_with_an_end_line(tmp_path: Path) -> None:

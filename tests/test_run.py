@@ -138,16 +138,18 @@ def test_stop_signal_saves_checkpoint_writes_end_line_and_exits(
     assert live_processes_in_group(process.pid) == []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP])
+@pytest.mark.parametrize("sig, restarts", [(signal.SIGKILL, 3), (signal.SIGSTOP, 0)])
 def test_run_survives_a_lost_observer_and_reaches_its_budget(
-    tmp_path: Path, sig: signal.Signals
+    tmp_path: Path, sig: signal.Signals, restarts: int
 ) -> None:
-    """kill -9 (dies) or SIGSTOP (stops answering, caught by the per-call timeout)."""
+    """kill -9 (dies) or SIGSTOP (stops answering, caught by the per-call timeout). With
+    restarts left the agent starts a new observer, which rejoins under the old name."""
     run_dir, log = tmp_path / "run", tmp_path / "stderr.log"
     process = start_main(
         log, "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir),
         "--set", "budget.env_steps=4000", "--set", "observers=2",
-        "--set", "distributed.rpc_timeout_s=4", "--set", "eval.every_env_steps=1000", *QUIET,
+        "--set", "distributed.rpc_timeout_s=4", "--set", "eval.every_env_steps=1000",
+        "--set", f"distributed.observer_restarts={restarts}", *QUIET,
     )
     try:
         wait_for_record(run_dir, "train")
@@ -166,8 +168,13 @@ def test_run_survives_a_lost_observer_and_reaches_its_budget(
     end = records[-1]
     assert end["event"] == "end" and end["env_steps"] == 4000 and not end["stopped"]
     assert end["observers_lost"] == 1
-    lost_at = next(r["env_steps"] for r in records if r["event"] == "observer_lost")
-    assert any(r["event"] == "eval" and r["env_steps"] > lost_at for r in records)
+    lost = next(r for r in records if r["event"] == "observer_lost")
+    assert any(r["event"] == "eval" and r["env_steps"] > lost["env_steps"] for r in records)
+    rejoined = [r for r in records if r["event"] == "observer_rejoined"]
+    assert end["observers_rejoined"] == len(rejoined) == min(restarts, 1)
+    if rejoined:  # the replacement joined under the same name and collected
+        assert rejoined[0]["observer"] == lost["observer"] and rejoined[0]["down_s"] > 0
+        assert end["episodes_by_observer"][lost["observer"]] > lost["episodes"]
     time.sleep(0.5)
     assert live_processes_in_group(process.pid) == []
 

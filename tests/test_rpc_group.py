@@ -7,7 +7,7 @@ import time
 import pytest
 import torch.distributed as dist
 
-from agent.transport import RENDEZVOUS_SCHEME, free_port
+from agent.rpc_group import RENDEZVOUS_SCHEME, free_port
 
 
 def test_rendezvous_gives_up_after_the_start_timeout() -> None:
