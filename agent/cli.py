@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.mpi import mpi_world
-from agent.rpc_group import Endpoint, NameTaken
+from agent.rpc_group import Endpoint, JoinFailed, NameTaken
 from agent.spec import Spec, SpecError, dump_spec, load_spec, validate_spec
 
 EXIT_BAD_INPUT = 2
@@ -182,10 +182,13 @@ def _run_observer(args: argparse.Namespace) -> int:
     from observer.worker import run_observer
 
     try:
-        run_observer(spec.model_dump(mode="json"), rank, endpoint.addr, endpoint.port)
+        stopped = run_observer(spec.model_dump(mode="json"), rank, endpoint.addr, endpoint.port)
     except NameTaken as exc:
         raise UsageError(f"--rank {rank}: {exc}") from None
-    return 0
+    except JoinFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0 if stopped else 1  # dropped, or the agent is gone: a supervisor may restart it
 
 
 def _run_train(argv: list[str]) -> int:

@@ -6,6 +6,7 @@ import asyncio
 import multiprocessing as mp
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from agent.transport import RpcTransport
 from observer.worker import run_observer, stop_serving
 
 JOIN_TIMEOUT_S = 10.0
-STOP_MEMBERS_TIMEOUT_S = 5.0
+STOP_MEMBERS_TIMEOUT_S = 2.0
 
 
 def build_metrics(spec: Spec, run_dir: Path, initial_env_steps: int) -> MetricsPipeline:
@@ -60,7 +61,7 @@ class LocalObservers:
     def _start(self, rank: int) -> mp.process.BaseProcess:
         process = self._context.Process(
             target=run_observer,
-            args=(self.spec_data, rank, self.endpoint.addr, self.endpoint.port),
+            args=(self.spec_data, rank, self.endpoint.addr, self.endpoint.port, True),
             name=observer_name(rank),
         )
         process.start()
@@ -69,26 +70,30 @@ class LocalObservers:
     def exited(self) -> list[str]:
         return [name for name, p in self.processes.items() if not p.is_alive()]
 
-    def replace(self, name: str) -> None:
+    def replace(self, name: str) -> bool:
         """Stop the lost observer ``name`` (it may only be hung) and start a fresh one with
-        the same rank, while restarts are left and the run is not ending."""
+        the same rank, while restarts are left and the run is not ending: whether it did."""
         with self._lock:
             if self._closed or self.restarts_left <= 0:
-                return
+                return False
             self.restarts_left -= 1
-            _stop(self.processes[name], 0.0)
+            _stop(self.processes[name], time.monotonic())
             self.processes[name] = self._start(observer_rank(name))
+            return True
 
     def close(self) -> None:
+        """Join every observer until one shared deadline, then SIGKILL the rest."""
         with self._lock:
             self._closed = True
+        deadline = time.monotonic() + JOIN_TIMEOUT_S
         for process in self.processes.values():
-            _stop(process, JOIN_TIMEOUT_S)
+            _stop(process, deadline)
 
 
-def _stop(process: mp.process.BaseProcess, grace_s: float) -> None:
-    """Join ``process`` for ``grace_s``, then SIGKILL it (works on stopped ones too)."""
-    process.join(grace_s)
+def _stop(process: mp.process.BaseProcess, deadline: float) -> None:
+    """Join ``process`` until ``deadline`` (monotonic), then SIGKILL it (works on stopped
+    ones too)."""
+    process.join(max(0.0, deadline - time.monotonic()))
     if process.is_alive():
         process.kill()
         process.join(5)
@@ -160,11 +165,12 @@ def _end_group() -> None:
     """Tell the observers to leave, then one immediate ``rpc.shutdown`` (never a second)."""
     try:
         rpc_group.stop_members(stop_serving, STOP_MEMBERS_TIMEOUT_S)
-    finally:
-        try:
-            rpc.shutdown(graceful=False)
-        except Exception as exc:
-            print(f"warning: RPC shutdown was not clean: {exc!r}", file=sys.stderr)
+    except Exception as exc:  # the run's own result matters more
+        print(f"warning: could not ask observers to leave: {exc!r}", file=sys.stderr)
+    try:
+        rpc.shutdown(graceful=False)
+    except Exception as exc:
+        print(f"warning: RPC shutdown was not clean: {exc!r}", file=sys.stderr)
 
 
 def _build_principal(

@@ -55,13 +55,13 @@ class Principal:
         observers: Sequence[str],
         metrics: MetricsPipeline,
         group: RankGroup | None = None,
-        replace_observer: Callable[[str], None] | None = None,
+        replace_observer: Callable[[str], bool] | None = None,
     ) -> None:
         self.spec, self.run_dir, self.transport = spec, run_dir, transport
         self.group = group
         """The other MPI learner ranks, when started by mpiexec."""
         self.replace_observer = replace_observer
-        """Starts a replacement for a lost observer (local runs); blocking."""
+        """Starts a replacement for a lost observer (local runs; blocking): whether it did."""
         self.observers, self.metrics = list(observers), metrics
         self.tasks = list(spec.tasks)
         self.shapes = task_shapes(self.tasks)
@@ -107,6 +107,8 @@ class Principal:
         self._dropped: set[str] = set()
         """Lost observers already removed from the RPC group: a member of that name now is
         a replacement."""
+        self._replacing: set[str] = set()
+        """Lost observers whose replacement this run has started."""
         self._slot_tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
         self._reassigned: deque[tuple[list[tuple[str, int]], bool]] = deque()
@@ -450,33 +452,43 @@ class Principal:
                                "env_steps": self.env_steps,
                                "wall_time_s": round(self.wall_time(), 3),
                                "episodes": self.episodes_by_observer[observer]})
-            self._in_background(self._drop(observer))
-        if len(self.lost) == len(self.observers):
+            self._in_background(self._drop(observer, error))
+        if len(self.lost) == len(self.observers) and self.replace_observer is None:
             raise RunError(f"every observer is lost (last: {observer}: {error!r})")
 
     def _in_background(self, coro) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+        task = asyncio.get_running_loop().create_task(self._guard(coro))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _drop(self, observer: str) -> None:
+    async def _drop(self, observer: str, error: Exception) -> None:
         """Remove a lost observer from the RPC group, so that a replacement can join under
-        its name, and start one if this run owns its observers."""
+        its name, and start one if this run owns its observers and is not stopping."""
         try:
             await in_daemon_thread(lambda: self.transport.forget(observer))
-            if self.replace_observer is not None:
-                await in_daemon_thread(lambda: self.replace_observer(observer))
         except Exception as exc:
             print(f"warning: cannot make room for a replacement of {observer}: {exc!r}",
                   file=sys.stderr)
-            return
-        self._dropped.add(observer)
+        else:
+            self._dropped.add(observer)
+            replace = self.replace_observer
+            if replace is not None and not self.stopping and await in_daemon_thread(
+                lambda: replace(observer)
+            ):
+                self._replacing.add(observer)
+        if len(self.lost) == len(self.observers) and not self._replacing:
+            raise RunError(f"every observer is lost (last: {observer}: {error!r})")
 
     async def _admit_replacements(self) -> None:
         """A dropped observer's name back in the RPC group is its replacement: give it work
         once the old process's last orders have failed."""
         while True:
             await asyncio.sleep(REJOIN_POLL_S)
+            if len(self.lost) == len(self.observers) and self._replacing:
+                waited = self.wall_time() - max(self._lost_at.values())
+                if waited > self.spec.distributed.start_timeout_s:
+                    raise RunError(f"every observer is lost and no replacement joined within "
+                                   f"{waited:.0f} s")
             waiting = [o for o in self.lost if o in self._dropped and self._unanswered[o] == 0]
             if not waiting or self.stopping:
                 continue
@@ -489,6 +501,7 @@ class Principal:
     def _readmit(self, observer: str) -> None:
         self.lost.remove(observer)
         self._dropped.discard(observer)
+        self._replacing.discard(observer)
         self._sent_version.pop(observer, None)  # a fresh process: send it the weights
         self.rejoined += 1
         down_s = self.wall_time() - self._lost_at.pop(observer)
@@ -497,7 +510,8 @@ class Principal:
                            "env_steps": self.env_steps,
                            "wall_time_s": round(self.wall_time(), 3),
                            "down_s": round(down_s, 3)})
-        for _ in range(self.spec.collect.orders_in_flight):
+        # slots of the old process that were waiting for their turn serve the new one
+        for _ in range(self.spec.collect.orders_in_flight - self._slots[observer]):
             self._start_slot(observer)
 
     def _start_slot(self, observer: str) -> None:
@@ -636,6 +650,9 @@ class Principal:
 
     async def _evaluate(self) -> None:
         """Deterministic episodes of every task on the current weights, split over observers."""
+        await self._wait_until(lambda: self.stopping or bool(self._live_observers()))
+        if self.stopping:
+            return
         snapshot = self._take_snapshot()
         env_steps, wall = self.env_steps, self.wall_time()
         since_last = self.strategies.eval_fields()
@@ -677,4 +694,7 @@ class Principal:
             result = await self._submit_or_lose(observer, order)
             if result is not None:
                 return result
-            observer = self._live_observers()[0]  # _lose raised if none is left
+            await self._wait_until(lambda: self.stopping or bool(self._live_observers()))
+            if not self._live_observers():
+                raise RunError("no observer left to finish the evaluation")
+            observer = self._live_observers()[0]

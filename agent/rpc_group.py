@@ -8,9 +8,11 @@ replacement with the same rank (the same name) can join later.
 
 Names carry the observer's rank (``observer<R>``); RPC worker ids are handed out by the
 agent's store, one per process ever started, because TensorPipe keeps its connection to
-a dead process under the old id. Two details of torch's dynamic groups live here and only
-here: the member list's store key, and that a failed join leaves the group's join token
-taken (so a joiner checks its name is free first).
+a dead process under the old id. Details of torch's dynamic groups live here and only
+here: the member list's and join token's store keys, that a failed join leaves the join
+token taken (so a joiner waits until its name is free and cleans up after a failure), and
+that a finished join leaves its token key behind (which would make the next joiner of the
+same name spin instead of wait, so it is deleted first).
 """
 
 from __future__ import annotations
@@ -116,8 +118,16 @@ RPC_STORE_PREFIX = "rpc_prefix_0"
 """The prefix torch gives the store of the first (here: only) ``init_rpc`` of a process."""
 
 
+TOKEN_KEY = "RpcGroupManagementToken"
+"""Held by whoever is joining, leaving or being forgotten (torch's ``_utils``)."""
+
+
 class NameTaken(RuntimeError):
     """An observer with this rank is still a member of the run."""
+
+
+class JoinFailed(RuntimeError):
+    """The agent's group could not take this observer in."""
 
 
 def _parse_members(text: str) -> dict[str, int]:
@@ -138,19 +148,46 @@ def start_group(addr: str, port: int, timeout_s: float) -> None:
 def join_group(name: str, addr: str, port: int, timeout_s: float) -> int:
     """Be an observer: join the agent's group as ``name``; returns this process's worker id.
 
-    Waits up to ``timeout_s`` for the agent to come up. Raises :class:`NameTaken` if
-    another process is still a member under ``name``.
+    Waits up to ``timeout_s`` for the agent to come up and for ``name`` to be free (the
+    agent drops a lost observer once it notices). Raises :class:`NameTaken` if another
+    process is still a member under ``name``, :class:`JoinFailed` if the join fails.
     """
     store = dist.TCPStore(addr, port, is_master=False, timeout=timedelta(seconds=timeout_s))
-    members_key = f"{RPC_STORE_PREFIX}/{MEMBERS_KEY}"
-    store.wait([members_key])  # the agent's own join writes the list
-    if name in _parse_members(store.get(members_key).decode()):
-        raise NameTaken(f"{name} is still a member of the run at {addr}:{port}; a replacement "
-                        "can join once the agent has dropped it (see distributed.rpc_timeout_s)")
+    prefixed = dist.PrefixStore(RPC_STORE_PREFIX, store)
+    prefixed.wait([MEMBERS_KEY])  # the agent's own join writes the list
+    deadline = time.monotonic() + timeout_s
+    while name in _parse_members(prefixed.get(MEMBERS_KEY).decode()):
+        if time.monotonic() > deadline:
+            raise NameTaken(f"{name} is still a member of the run at {addr}:{port} after "
+                            f"{timeout_s:.0f} s; is an observer of this rank still running?")
+        time.sleep(0.5)
+    prefixed.delete_key(_join_token(name))
     worker_id = store.add(WORKER_IDS_KEY, 1)
-    rpc.init_rpc(name, rank=worker_id, world_size=None,
-                 rpc_backend_options=rpc_options(addr, port, timeout_s))
+    try:
+        rpc.init_rpc(name, rank=worker_id, world_size=None,
+                     rpc_backend_options=rpc_options(addr, port, timeout_s))
+    except Exception as exc:
+        _undo_failed_join(prefixed, name, worker_id)
+        if "is not unique" in str(exc):
+            raise NameTaken(f"{name} joined the run at {addr}:{port} from another process "
+                            "at the same time") from None
+        raise JoinFailed(f"{name} could not join the run at {addr}:{port} (is another "
+                         f"observer dead but not yet dropped?): {exc}") from None
     return worker_id
+
+
+def _join_token(name: str) -> str:
+    return f"Token_for_{name}_join"
+
+
+def _undo_failed_join(store: dist.Store, name: str, worker_id: int) -> None:
+    """Take ``name`` off the member list and free the join token it still holds."""
+    listed = _parse_members(store.get(MEMBERS_KEY).decode())
+    if listed.get(name) == worker_id:
+        del listed[name]
+        store.set(MEMBERS_KEY, _format_members(listed))
+    store.compare_set(TOKEN_KEY, _join_token(name), "")
+    store.set(_join_token(name), "Done")  # wake anyone waiting for the token
 
 
 def members() -> set[str]:

@@ -90,26 +90,34 @@ def stop_serving() -> None:
     _STOP.set()
 
 
-def run_observer(spec_data: dict, rank: int, addr: str, port: int) -> None:
+def run_observer(spec_data: dict, rank: int, addr: str, port: int, local: bool = False) -> bool:
     """Process entry: join the agent's run as ``observer<rank>`` and serve until it ends.
 
-    Raises :class:`agent.rpc_group.NameTaken` if an observer of this rank is still in the run.
+    A ``local`` observer (spawned by the agent) also ignores SIGTERM: a signal to the whole
+    process group is the agent's to handle, and it stops its observers itself.
+
+    Returns whether the agent ended the run (rather than vanished or dropped this
+    observer). Raises :class:`agent.rpc_group.NameTaken` if an observer of this rank is
+    still in the run, :class:`agent.rpc_group.JoinFailed` if joining failed.
     """
     global _SERVICE
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when to stop
+    if local:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     torch.set_num_threads(1)
     spec = validate_spec(spec_data, "spec from agent")
     name = observer_name(rank)
     _SERVICE = ObserverService(spec, name)
     try:
         worker_id = join_group(name, addr, port, spec.distributed.start_timeout_s)
-        _serve_until_stopped(name, worker_id, spec.distributed.rpc_timeout_s)
+        return _serve_until_stopped(name, worker_id, spec.distributed.rpc_timeout_s)
     finally:
         _SERVICE.close()
 
 
-def _serve_until_stopped(name: str, worker_id: int, timeout_s: float) -> None:
-    """Serve (on RPC threads) until told to stop, the agent is gone, or it dropped us."""
+def _serve_until_stopped(name: str, worker_id: int, timeout_s: float) -> bool:
+    """Serve (on RPC threads) until told to stop, the agent is gone, or it dropped us;
+    whether we were told to stop."""
     while not _STOP.wait(LIVENESS_EVERY_S):
         try:
             member = rpc.rpc_sync(AGENT_NAME, is_member, args=(name, worker_id),
@@ -121,6 +129,8 @@ def _serve_until_stopped(name: str, worker_id: int, timeout_s: float) -> None:
             print(f"{name}: the agent dropped this observer (it stopped answering); exiting",
                   file=sys.stderr)
             break
-    if _STOP.is_set():
+    stopped = _STOP.is_set()
+    if stopped:
         time.sleep(0.2)  # let the reply to stop_serving go out before the agent stops
     rpc.shutdown(graceful=False)
+    return stopped

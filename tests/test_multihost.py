@@ -100,8 +100,9 @@ def test_agent_and_observers_on_three_hosts(hosts: dict[str, str], tmp_path: Pat
 def test_replacement_observer_rejoins_under_the_lost_rank(
     hosts: dict[str, str], tmp_path: Path
 ) -> None:
-    """kill -9 of a remote observer; a new one started with the same rank joins the run and
-    collects; a duplicate of a rank still in the run is refused with status 2."""
+    """kill -9 of a remote observer; a new one started with the same rank (at once: it waits
+    until the agent has dropped the old one) joins the run and collects; a duplicate of a
+    rank still in the run is refused with status 2."""
     master = f"{hosts['agent'].split('|')[1]}:29634"
     common = ["--spec", "specs/fetch_reach.yaml", "--master", master, "--world-size", "3",
               "--set", "budget.env_steps=8000", "--set", "eval.every_env_steps=2000",
@@ -117,6 +118,7 @@ def test_replacement_observer_rejoins_under_the_lost_rank(
     try:
         wait_for_record(run_dir, "train")
         duplicate = in_netns(hosts["obs1"], *common, "--role", "observer", "--rank", "2",
+                             "--set", "distributed.start_timeout_s=3",
                              log=tmp_path / "duplicate.log")
         assert duplicate.wait(timeout=120) == 2
         assert "still a member" in (tmp_path / "duplicate.log").read_text()

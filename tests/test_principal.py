@@ -17,13 +17,15 @@ from tests.conftest import ListSink
 
 
 class ScriptedTransport:
-    """Replies with random episodes after ``delay[observer]`` s, or fails for ``failing``.
+    """Replies with random episodes after ``delay[observer]`` s, or fails for ``failing``
+    (after the next of ``fail_delays[observer]`` if given).
 
     ``replace(observer)`` plays a fresh process joining under a forgotten name.
     """
 
     def __init__(self, delay: dict[str, float], failing: set[str], shapes: dict) -> None:
         self.delay, self.failing, self.shapes = delay, failing, shapes
+        self.fail_delays: dict[str, list[float]] = {}
         self.sent: list[tuple[str, Order]] = []
         self.forgotten: set[str] = set()
         self.rng = np.random.default_rng(0)
@@ -34,10 +36,11 @@ class ScriptedTransport:
     def forget(self, observer: str) -> None:
         self.forgotten.add(observer)
 
-    def replace(self, observer: str) -> None:
+    def replace(self, observer: str) -> bool:
         assert observer in self.forgotten, "a replacement joins only under a forgotten name"
         self.failing.discard(observer)
         self.forgotten.discard(observer)
+        return True
 
     def submit(self, observer: str, order: Order) -> asyncio.Future:
         self.sent.append((observer, order))
@@ -50,7 +53,10 @@ class ScriptedTransport:
                 batches = [self._episodes(task, n, order) for task, n in order.tasks]
                 future.set_result(OrderResult(order.order_id, observer, batches))
 
-        asyncio.get_running_loop().call_later(self.delay[observer], reply)
+        delay = self.delay[observer]
+        if observer in self.failing and self.fail_delays.get(observer):
+            delay = self.fail_delays[observer].pop(0)
+        asyncio.get_running_loop().call_later(delay, reply)
         return future
 
     def _episodes(self, task: str, n: int, order: Order) -> EpisodeBatch:
@@ -118,6 +124,34 @@ def test_a_replaced_observer_gets_work_and_fresh_weights_again(
     assert events == ["observer_lost", "observer_rejoined"]
     after_loss = [order for observer, order in transport.sent if observer == "B"][2:]
     assert after_loss and after_loss[0].policy is not None  # the new process gets weights
+
+
+def test_a_replacement_waits_until_the_old_process_has_no_order_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B's first order fails at once, its second only after 1 s: the replacement must not
+    get work (and its failure count as its own) before then."""
+    monkeypatch.setattr(principal_module, "REJOIN_POLL_S", 0.01)
+    principal, transport, sink = make_principal(
+        tmp_path, budget=6000, delay={"A": 0.02, "B": 0.02}, failing={"B"})
+    transport.fail_delays["B"] = [0.01, 1.0]
+    principal.replace_observer = transport.replace
+    end = asyncio.run(asyncio.wait_for(principal.run(), timeout=60))
+    rejoined = next(r for r in sink.records if r["event"] == "observer_rejoined")
+    assert rejoined["down_s"] >= 0.9
+    assert (end["observers_lost"], end["observers_rejoined"]) == (1, 1)
+
+
+def test_the_only_observer_lost_and_replaced_finishes_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(principal_module, "REJOIN_POLL_S", 0.01)
+    principal, transport, _ = make_principal(
+        tmp_path, budget=1500, delay={"A": 0.01}, failing={"A"})
+    principal.replace_observer = transport.replace
+    end = asyncio.run(asyncio.wait_for(principal.run(), timeout=60))
+    assert end["env_steps"] == 1500 and "error" not in end
+    assert (end["observers_lost"], end["observers_rejoined"]) == (1, 1)
 
 
 def test_a_dropped_observer_without_replacement_stays_lost(tmp_path: Path) -> None:
