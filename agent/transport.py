@@ -40,17 +40,8 @@ class RpcTransport:
         loop = asyncio.get_running_loop()
         result: asyncio.Future[OrderResult] = loop.create_future()
         reply = rpc.rpc_async(observer, serve_order, args=(order,), timeout=self.timeout_s)
-
-        def deliver(fut) -> None:
-            try:
-                value, error = fut.wait(), None
-            except Exception as exc:  # the remote error or a timeout, re-raised on the loop
-                value, error = None, exc
-            # the loop is closed if the run ended while this order was in flight
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, result, value, error)
-
-        reply.add_done_callback(deliver)
+        # the remote error or a timeout is re-raised on the loop
+        reply.add_done_callback(lambda fut: _settle_from_thread(loop, result, fut.wait))
         return result
 
     def members(self) -> set[str]:
@@ -71,17 +62,21 @@ def in_daemon_thread(function: Callable[[], T]) -> asyncio.Future[T]:
     """
     loop = asyncio.get_running_loop()
     result: asyncio.Future[T] = loop.create_future()
-
-    def work() -> None:
-        try:
-            value, error = function(), None
-        except Exception as exc:
-            value, error = None, exc
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(_settle, result, value, error)
-
-    threading.Thread(target=work, daemon=True).start()
+    threading.Thread(target=_settle_from_thread, args=(loop, result, function),
+                     daemon=True).start()
     return result
+
+
+def _settle_from_thread(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future, compute: Callable[[], object]
+) -> None:
+    """From any thread: settle ``future`` on ``loop`` with ``compute()``'s value or error."""
+    try:
+        value, error = compute(), None
+    except Exception as exc:
+        value, error = None, exc
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (the run ended)
+        loop.call_soon_threadsafe(_settle, future, value, error)
 
 
 def _settle(future: asyncio.Future, value: object, error: BaseException | None) -> None:

@@ -68,11 +68,16 @@ def in_netns(host: str, *args: str, log: Path) -> subprocess.Popen:
     )
 
 
-def test_agent_and_observers_on_three_hosts(hosts: dict[str, str], tmp_path: Path) -> None:
-    master = f"{hosts['agent'].split('|')[1]}:29631"
+def start_job(
+    hosts: dict[str, str], tmp_path: Path, port: int, *settings: str
+) -> tuple[list[str], Path, list[subprocess.Popen]]:
+    """The agent in its namespace, observers 1 and 2 in theirs (logs in ``tmp_path``).
+
+    Returns the arguments they share, the run directory and [agent, observer1, observer2].
+    """
+    master = f"{hosts['agent'].split('|')[1]}:{port}"
     common = ["--spec", "specs/fetch_reach.yaml", "--master", master, "--world-size", "3",
-              "--set", "budget.env_steps=1200", "--set", "eval.every_env_steps=600",
-              "--set", "eval.episodes=4", "--set", "learner.start_after_env_steps=200", *QUIET]
+              "--set", "eval.episodes=4", *settings, *QUIET]
     run_dir = tmp_path / "run"
     agent = in_netns(hosts["agent"], *common, "--role", "agent", "--run-dir", str(run_dir),
                      log=tmp_path / "agent.log")
@@ -81,6 +86,13 @@ def test_agent_and_observers_on_three_hosts(hosts: dict[str, str], tmp_path: Pat
                  log=tmp_path / f"{role}.log")
         for rank, role in ((1, "obs1"), (2, "obs2"))
     ]
+    return common, run_dir, [agent, *observers]
+
+
+def test_agent_and_observers_on_three_hosts(hosts: dict[str, str], tmp_path: Path) -> None:
+    _, run_dir, (agent, *observers) = start_job(
+        hosts, tmp_path, 29631, "--set", "budget.env_steps=1200",
+        "--set", "eval.every_env_steps=600", "--set", "learner.start_after_env_steps=200")
     try:
         assert agent.wait(timeout=240) == 0, (tmp_path / "agent.log").read_text()[-3000:]
         for observer, role in zip(observers, ("obs1", "obs2"), strict=True):
@@ -103,18 +115,10 @@ def test_replacement_observer_rejoins_under_the_lost_rank(
     """kill -9 of a remote observer; a new one started with the same rank (at once: it waits
     until the agent has dropped the old one) joins the run and collects; a duplicate of a
     rank still in the run is refused with status 2."""
-    master = f"{hosts['agent'].split('|')[1]}:29634"
-    common = ["--spec", "specs/fetch_reach.yaml", "--master", master, "--world-size", "3",
-              "--set", "budget.env_steps=8000", "--set", "eval.every_env_steps=2000",
-              "--set", "eval.episodes=4", "--set", "distributed.rpc_timeout_s=10", *QUIET]
-    run_dir = tmp_path / "run"
-    agent = in_netns(hosts["agent"], *common, "--role", "agent", "--run-dir", str(run_dir),
-                     log=tmp_path / "agent.log")
-    processes = [agent] + [
-        in_netns(hosts[role], *common, "--role", "observer", "--rank", str(rank),
-                 log=tmp_path / f"{role}.log")
-        for rank, role in ((1, "obs1"), (2, "obs2"))
-    ]
+    common, run_dir, processes = start_job(
+        hosts, tmp_path, 29634, "--set", "budget.env_steps=8000",
+        "--set", "eval.every_env_steps=2000", "--set", "distributed.rpc_timeout_s=10")
+    agent = processes[0]
     try:
         wait_for_record(run_dir, "train")
         duplicate = in_netns(hosts["obs1"], *common, "--role", "observer", "--rank", "2",
