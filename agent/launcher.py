@@ -143,7 +143,8 @@ def _serve(principal: Principal, endpoint: Endpoint, local: LocalObservers | Non
     """Start the RPC group, wait for every observer, run the principal, end the group once."""
     timeout = principal.spec.distributed.start_timeout_s
     try:
-        rpc_group.start_group(endpoint.addr, endpoint.port, timeout)
+        rpc_group.start_group(endpoint.addr, endpoint.port, timeout,
+                              principal.spec.distributed.transport)
     except Exception as exc:
         raise RunError(f"cannot start the run at {endpoint.addr}:{endpoint.port}: {exc}") from exc
     try:

@@ -24,6 +24,7 @@ from agent.learner_ranks import RankGroup, replay_root, shard_capacity
 from agent.metrics import MetricsPipeline, Record
 from agent.model import build_batcher, build_encoder, build_learner, task_shapes
 from agent.mpi import GradientAverager
+from agent.prefetch import BatchPrefetcher
 from agent.replay_store import ReplayChunks
 from agent.spec import Spec
 from agent.strategies import TaskStrategies
@@ -81,6 +82,10 @@ class Principal:
         """Replay counts of ranks 1..N-1 at the last checkpoint (MPI runs)."""
         self.strategies = TaskStrategies(spec)
         self.meta = MetaUpdater(self.learner, spec.meta) if spec.meta.update != "none" else None
+        self.prefetcher = (BatchPrefetcher(self._sample, self.learner)
+                           if spec.learner.prefetch and group is None and self.meta is None
+                           else None)
+        """Prepares the next batch on a second thread (one learner rank, joint update)."""
         # counters (checkpointed)
         self.env_steps = 0
         self.episodes = 0
@@ -273,6 +278,8 @@ class Principal:
 
     async def _finish(self) -> Record:
         """Final checkpoint, the end record, metrics flushed."""
+        if self.prefetcher is not None:
+            self.prefetcher.close()
         try:
             self.checkpoint()
         except Exception as exc:  # a full disk must not cost the end line
@@ -580,6 +587,9 @@ class Principal:
         before = self.learner.updates
         if self.meta is not None:
             out = self._meta_update(shares, weights)
+        elif self.prefetcher is not None:
+            batch, target = self.prefetcher.next(shares)
+            out = self.learner.update(batch, weights, target=target)
         elif self.group is None:
             out = self.learner.update(self._sample(shares), weights)
         else:

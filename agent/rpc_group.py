@@ -99,13 +99,21 @@ def _bound_tcp_rendezvous(url: str, timeout: timedelta = timedelta(minutes=5), *
 register_rendezvous_handler(RENDEZVOUS_SCHEME, _bound_tcp_rendezvous)
 
 
-def rpc_options(addr: str, port: int, timeout_s: float) -> rpc.TensorPipeRpcBackendOptions:
+TRANSPORTS = {"uv": ["uv"], "shm": ["shm", "uv"]}
+"""TensorPipe transports per ``distributed.transport``: libuv TCP blocks in epoll while idle;
+shared memory (same host only, uv across hosts) busy-polls in its reactor threads."""
+
+
+def rpc_options(
+    addr: str, port: int, timeout_s: float, transport: str = "uv"
+) -> rpc.TensorPipeRpcBackendOptions:
     """TensorPipe options rendezvousing at ``addr:port`` over the interface that reaches it."""
     pin_interfaces(addr)
     return rpc.TensorPipeRpcBackendOptions(
         init_method=f"{RENDEZVOUS_SCHEME}://{addr}:{port}?timeout_s={timeout_s}",
         rpc_timeout=timeout_s,
         num_worker_threads=8,
+        _transports=TRANSPORTS[transport],
     )
 
 
@@ -139,13 +147,13 @@ def _format_members(members: dict[str, int]) -> str:
     return "".join(f"{name}-{worker_id}," for name, worker_id in members.items())
 
 
-def start_group(addr: str, port: int, timeout_s: float) -> None:
+def start_group(addr: str, port: int, timeout_s: float, transport: str = "uv") -> None:
     """Be the agent: start the group (and its store) at ``addr:port``."""
     rpc.init_rpc(AGENT_NAME, rank=AGENT_ID, world_size=None,
-                 rpc_backend_options=rpc_options(addr, port, timeout_s))
+                 rpc_backend_options=rpc_options(addr, port, timeout_s, transport))
 
 
-def join_group(name: str, addr: str, port: int, timeout_s: float) -> int:
+def join_group(name: str, addr: str, port: int, timeout_s: float, transport: str = "uv") -> int:
     """Be an observer: join the agent's group as ``name``; returns this process's worker id.
 
     Waits up to ``timeout_s`` for the agent to come up and for ``name`` to be free (the
@@ -165,7 +173,7 @@ def join_group(name: str, addr: str, port: int, timeout_s: float) -> int:
     worker_id = store.add(WORKER_IDS_KEY, 1)
     try:
         rpc.init_rpc(name, rank=worker_id, world_size=None,
-                     rpc_backend_options=rpc_options(addr, port, timeout_s))
+                     rpc_backend_options=rpc_options(addr, port, timeout_s, transport))
     except Exception as exc:
         _undo_failed_join(prefixed, name, worker_id)
         if "is not unique" in str(exc):

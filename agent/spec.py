@@ -101,6 +101,9 @@ class Learner(_Section):
     """auto (cuda if available), cpu, cuda, cuda:N."""
     torch_threads: PositiveInt = 1
     """Intra-op threads of the learner process."""
+    prefetch: bool = True
+    """Sample, encode and compute the TD targets of the next batch on a second thread while
+    the learner trains on this one (one learner rank, joint update)."""
 
 
 class Normalizer(_Section):
@@ -208,6 +211,10 @@ class Distributed(_Section):
     """Per-call timeout of RPC requests to observers."""
     start_timeout_s: PositiveFloat = 120.0
     """How long the agent waits for observers to join."""
+    transport: Literal["uv", "shm"] = "uv"
+    """TensorPipe transport between agent and observers: uv (TCP via libuv, idle threads
+    sleep) or shm (shared memory on one host, uv across hosts; its reactor threads
+    busy-poll, about 0.4 core per process on the 2-core box: README, Benchmarks)."""
     observer_restarts: NonNegInt = 3
     """Local runs: how many lost observers the agent restarts itself (0: none)."""
 

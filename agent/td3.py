@@ -6,6 +6,7 @@ is injected as ``grad_sync`` and called between ``backward()`` and ``step()``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,12 +107,18 @@ class TD3Learner:
         """Critic updates done so far: the policy version observers see."""
         self.actor_delay = config.policy_delay if self.twin else 1
         """Critic updates per actor update (TD3's policy delay; 1 for DDPG)."""
+        self.targets_lock: contextlib.AbstractContextManager = contextlib.nullcontext()
+        """Held while the target networks are read for TD targets or moved by a Polyak step;
+        a real lock once another thread computes targets (:mod:`agent.prefetch`)."""
 
     def update(
         self, batch: Batch, task_weights: torch.Tensor, update_targets: bool = True,
-        update_actor: bool | None = None,
+        update_actor: bool | None = None, target: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """One TD3 step on ``batch``; per-task losses combined with ``task_weights``.
+
+        ``target``: the batch's TD targets when computed ahead (:meth:`td_target`, on another
+        thread); computed here otherwise.
 
         Returns detached tensors (per-task vectors where noted) so callers decide when to
         pay for a device sync. Meta-update inner steps pass ``update_targets=False`` (targets
@@ -122,7 +129,7 @@ class TD3Learner:
         weights = task_weights.to(self.device)
         counts = task_counts(batch.task, self.num_tasks)
         present = (counts > 0).float()
-        critic_per_task, q, target = self._critic_losses(batch, counts)
+        critic_per_task, q, target = self._critic_losses(batch, counts, target)
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss = self._backward(critic_per_task, weights, present, self.critics)
         self.grad_sync(self.critics)
@@ -175,11 +182,21 @@ class TD3Learner:
         return [*actor, *critics]
 
     def _critic_losses(
-        self, batch: Batch, counts: torch.Tensor
+        self, batch: Batch, counts: torch.Tensor, target: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-task TD losses of the critics, first critic's Q (detached) and the target."""
+        if target is None:
+            target = self.td_target(batch)
+        qs = [q(batch.obs, batch.action) for q in self.critics]
+        td_error = sum(F.mse_loss(q, target, reduction="none") for q in qs)
+        return per_task_mean(td_error, batch.task, counts), qs[0].detach(), target
+
+    @torch.no_grad()
+    def td_target(self, batch: Batch) -> torch.Tensor:
+        """TD targets of ``batch`` from the target networks (TD3: smoothed target action,
+        the smaller of the twin target critics). Safe to call from another thread."""
         cfg = self.config
-        with torch.no_grad():
+        with self.targets_lock:
             next_action = self.actor_target(batch.next_obs)
             if self.twin:
                 noise = (torch.randn_like(next_action) * cfg.target_noise).clamp(
@@ -187,12 +204,7 @@ class TD3Learner:
                 )
                 next_action = (next_action + noise).clamp(-1.0, 1.0)
             next_qs = [q(batch.next_obs, next_action) for q in self.critics_target]
-            target = td3_target(
-                batch.reward, next_qs[0], next_qs[1] if self.twin else None, cfg.gamma
-            )
-        qs = [q(batch.obs, batch.action) for q in self.critics]
-        td_error = sum(F.mse_loss(q, target, reduction="none") for q in qs)
-        return per_task_mean(td_error, batch.task, counts), qs[0].detach(), target
+        return td3_target(batch.reward, next_qs[0], next_qs[1] if self.twin else None, cfg.gamma)
 
     def _actor_losses(self, batch: Batch, counts: torch.Tensor) -> torch.Tensor:
         """Per-task actor losses: -Q1(s, π(s)) plus the action penalty."""
@@ -233,8 +245,10 @@ class TD3Learner:
     def soft_update(self) -> None:
         """One Polyak step of the target networks towards the current ones."""
         tau = self.config.tau
-        for net, target in ((self.actor, self.actor_target), (self.critics, self.critics_target)):
-            torch._foreach_lerp_(list(target.parameters()), list(net.parameters()), tau)
+        with self.targets_lock:
+            for net, target in ((self.actor, self.actor_target),
+                                (self.critics, self.critics_target)):
+                torch._foreach_lerp_(list(target.parameters()), list(net.parameters()), tau)
 
     def actor_state_cpu(self) -> dict[str, torch.Tensor]:
         """A detached CPU copy of the actor weights (the learner's modules are untouched)."""

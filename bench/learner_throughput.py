@@ -3,14 +3,17 @@
 The plain update is written the obvious way (CleanRL style: two critic modules, one
 optimizer over both, Python loops for the Polyak average). Both run on the same batch,
 interleaved, in one process, one thread; the ratio is what to compare across machines.
+Also prints the update's matmul GFLOP/s against this core's peak (one thread, a large
+float32 matmul).
 
-    python bench/learner_throughput.py [--batch-size 256] [--repeats 5]
+    python bench/learner_throughput.py [--batch-size 256] [--hidden 256 256 256] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import platform
 import time
@@ -69,6 +72,31 @@ class PlainTD3:
                     tp.data.copy_(cfg.tau * p.data + (1 - cfg.tau) * tp.data)
 
 
+def mlp_macs(in_dim: int, hidden: list[int], out_dim: int) -> int:
+    """Multiply-adds of one row through a ReLU MLP."""
+    dims = [in_dim, *hidden, out_dim]
+    return sum(a * b for a, b in itertools.pairwise(dims))
+
+
+def update_flops(cfg: Learner, batch_size: int) -> float:
+    """Matmul FLOPs of one TD3 update (backward = 2x forward; the actor step's backward
+    through the critic needs input gradients only, 1x)."""
+    actor = mlp_macs(INPUT_DIM, cfg.hidden_sizes, ACTION_DIM)
+    critic = mlp_macs(INPUT_DIM + ACTION_DIM, cfg.hidden_sizes, 1)
+    critics = 2 if cfg.algo == "td3" else 1
+    delay = cfg.policy_delay if cfg.algo == "td3" else 1
+    target = actor + critics * critic
+    critic_step = critics * 3 * critic
+    actor_step = (3 * actor + 2 * critic) / delay
+    return 2.0 * batch_size * (target + critic_step + actor_step)
+
+
+def matmul_peak_gflops(seconds: float = 2.0) -> float:
+    """GFLOP/s of a 2048x1024 @ 1024x1024 float32 matmul on this thread."""
+    a, b = torch.randn(2048, 1024), torch.randn(1024, 1024)
+    return 2 * 2048 * 1024 * 1024 * rate(lambda: a @ b, seconds) / 1e9
+
+
 def random_batch(n: int) -> Batch:
     return Batch(
         obs=torch.randn(n, INPUT_DIM),
@@ -94,9 +122,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=Learner().batch_size)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--hidden", type=int, nargs="+", default=Learner().hidden_sizes)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfg = Learner()
+    cfg = Learner(hidden_sizes=args.hidden)
     ours = TD3Learner(INPUT_DIM, ACTION_DIM, NUM_TASKS, cfg, torch.device("cpu"))
     plain = PlainTD3(cfg)
     batch = random_batch(args.batch_size)
@@ -106,6 +135,7 @@ def main() -> None:
         ours_rates.append(rate(lambda: ours.update(batch, weights), args.seconds))
         plain_rates.append(rate(lambda: plain.update(batch), args.seconds))
     ours_best, plain_best = max(ours_rates), max(plain_rates)
+    gflop = update_flops(cfg, args.batch_size) / 1e9
     print(json.dumps({
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
                    "1 thread",
@@ -114,6 +144,9 @@ def main() -> None:
         "ours_updates_per_s": round(ours_best, 1),
         "plain_updates_per_s": round(plain_best, 1),
         "ratio_ours_over_plain": round(ours_best / plain_best, 3),
+        "gflop_per_update": round(gflop, 2),
+        "ours_gflops": round(gflop * ours_best, 1),
+        "matmul_peak_gflops": round(matmul_peak_gflops(), 1),
     }))
 
 

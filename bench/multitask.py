@@ -1,10 +1,11 @@
 """specs/fetch_mt.yaml against each of its tasks trained alone with the same per-task budget.
 
-Runs the multi-task spec with ``--budget`` total env steps, then each task alone with
-``budget / number of tasks``, and prints per-task steps-to-threshold and final success.
-Curves: each run directory's success.png and a combined bench/out/multitask.png.
+Runs the multi-task spec with ``--budget`` total env steps (default: the spec's), then each
+task alone with ``budget / number of tasks`` and otherwise the same spec, and prints per-task
+steps-to-threshold and final success. Curves: each run directory's success.png and a
+combined bench/out/multitask.png.
 
-    python bench/multitask.py [--budget 300000] [--threshold 0.5]
+    python -m bench.multitask [--budget 3000000] [--threshold 0.5]
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ def plot(mt_dir: Path, alone: dict[str, Path], png: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--budget", type=int, default=300_000)
+    spec = load_spec(SPEC)
+    parser.add_argument("--budget", type=int, default=spec.budget.env_steps)
     parser.add_argument("--threshold", type=float, default=0.5)
-    parser.add_argument("--eval-every", type=int, default=15_000)
+    parser.add_argument("--eval-every", type=int, default=spec.eval.every_env_steps)
     args = parser.parse_args()
-    tasks = load_spec("specs/fetch_mt.yaml").tasks
+    tasks = spec.tasks
     per_task = args.budget // len(tasks)
     mt_dir = OUT / f"mt_{args.budget}"
     train(SPEC, mt_dir, [f"--set=budget.env_steps={args.budget}",
@@ -48,7 +50,7 @@ def main() -> None:
     alone = {}
     for task in tasks:
         alone[task] = OUT / f"alone_{task}_{per_task}"
-        train(SPEC, alone[task], [f"--set=tasks=[{task}]", "--set=observers=1",
+        train(SPEC, alone[task], [f"--set=tasks=[{task}]",
                             f"--set=budget.env_steps={per_task}",
                             f"--set=eval.every_env_steps={args.eval_every // len(tasks)}"])
     mt = summarize(mt_dir, args.threshold)

@@ -59,6 +59,10 @@ class ObserverService:
         return OrderResult(order.order_id, self.name, batches, time.perf_counter() - start)
 
     def _work(self) -> None:
+        # OpenMP keeps the thread count per thread: without this the policy forward runs
+        # on a team of one thread per core whose idle worker spins at every barrier
+        # (measured: 0.4 core per observer, 60% of its collection time in Linear.forward).
+        torch.set_num_threads(1)
         while (item := self._orders.get()) is not None:
             order, future = item
             try:
@@ -109,7 +113,8 @@ def run_observer(spec_data: dict, rank: int, addr: str, port: int, local: bool =
     name = observer_name(rank)
     _SERVICE = ObserverService(spec, name)
     try:
-        worker_id = join_group(name, addr, port, spec.distributed.start_timeout_s)
+        worker_id = join_group(name, addr, port, spec.distributed.start_timeout_s,
+                               spec.distributed.transport)
         return _serve_until_stopped(name, worker_id, spec.distributed.rpc_timeout_s)
     finally:
         _SERVICE.close()

@@ -153,7 +153,8 @@ def test_run_survives_a_lost_observer_and_reaches_its_budget(
     process = start_main(
         log, "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir),
         "--set", "budget.env_steps=8000", "--set", "observers=2",
-        "--set", "distributed.rpc_timeout_s=4", "--set", "eval.every_env_steps=1000",
+        # long enough that a healthy observer's queued orders finish on a busy 2-core box
+        "--set", "distributed.rpc_timeout_s=10", "--set", "eval.every_env_steps=1000",
         "--set", f"distributed.observer_restarts={restarts}", *QUIET,
     )
     try:

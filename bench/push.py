@@ -1,0 +1,153 @@
+"""FetchPush end to end: specs/fetch_push.yaml as a user runs it, curve, CSV, time to 0.5 / 0.9.
+
+Trains each seed through ``main.py`` (one after the other: each run uses the whole box),
+then writes ``bench/out/push/push.csv`` (one row per evaluation: seed, env steps,
+wall-clock, updates, gradient samples, success), ``bench/out/push/push.png`` (success
+against env steps and against wall-clock) and prints, per seed, the env steps and
+wall-clock at which success first reached 0.5 and 0.9 on two evaluations in a row.
+
+    python -m bench.push [--seeds 1 2] [--minutes 45] [--set KEY=VALUE ...]
+
+``--minutes`` stops a seed at that wall-clock (SIGINT: a clean stop with a final
+evaluation); ``--set`` passes overrides to every run, ``--name`` keeps candidates apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.distributed import QUIET, records
+
+SPEC = "specs/fetch_push.yaml"
+TASK = "FetchPush-v4"
+OUT = Path("bench/out/push")
+
+
+def run_seed(run_dir: Path, seed: int, minutes: float | None, overrides: list[str]) -> None:
+    """Train one seed into ``run_dir`` (SIGINT after ``minutes`` of wall-clock)."""
+    command = [sys.executable, "main.py", "--spec", SPEC, "--run-dir", str(run_dir), *QUIET,
+               "--set", f"seed={seed}"]
+    for item in overrides:
+        command += ["--set", item]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        process.wait(timeout=minutes * 60 if minutes else None)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGINT)
+        process.wait()
+    if process.returncode != 0:
+        raise SystemExit(f"error: seed {seed} exited {process.returncode}: "
+                         f"{process.stderr.read().decode()[-2000:] if process.stderr else ''}")
+
+
+def curve(run_dir: Path) -> list[dict]:
+    """Evaluation rows of Push with the learner's counters at that point."""
+    rows, updates, batch = [], 0, None
+    spec_batch = _batch_per_update(run_dir)
+    for record in records(run_dir):
+        if record["event"] == "train":
+            updates = record["updates"]
+        if record["event"] == "eval" and record["task"] == TASK:
+            batch = spec_batch
+            rows.append({"env_steps": record["env_steps"],
+                         "wall_time_s": round(record["wall_time_s"], 1),
+                         "updates": updates, "gradient_samples": updates * batch,
+                         "success_rate": record["success_rate"]})
+    return rows
+
+
+def _batch_per_update(run_dir: Path) -> int:
+    """Transitions one update sees: batch size times learner ranks."""
+    import yaml
+
+    spec = yaml.safe_load((run_dir / "spec.yaml").read_text())
+    return int(spec["learner"]["batch_size"]) * int(spec["learner"].get("ranks", 1))
+
+
+def first_sustained(rows: list[dict], threshold: float) -> dict | None:
+    """The first evaluation at or above ``threshold`` whose successor is too (or the last)."""
+    for row, after in zip(rows, [*rows[1:], None], strict=True):
+        if row["success_rate"] >= threshold and (after is None
+                                                 or after["success_rate"] >= threshold):
+            return row
+    return None
+
+
+def plot(curves: dict[int, list[dict]], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for seed, rows in curves.items():
+        success = [r["success_rate"] for r in rows]
+        axes[0].plot([r["env_steps"] for r in rows], success, marker="o", ms=3,
+                     label=f"seed {seed}")
+        axes[1].plot([r["wall_time_s"] / 60 for r in rows], success, marker="o", ms=3,
+                     label=f"seed {seed}")
+    for ax, xlabel in zip(axes, ("env steps", "wall-clock (minutes)"), strict=True):
+        ax.set_xlabel(xlabel)
+        ax.set_ylim(-0.02, 1.02)
+        ax.axhline(0.9, color="grey", lw=0.8, ls="--")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"{TASK} success (20 deterministic episodes)")
+    axes[0].legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="wall-clock limit per seed (default: the spec's budget)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE")
+    parser.add_argument("--name", default="push", help="output name under bench/out/push/")
+    parser.add_argument("--reuse", action="store_true",
+                        help="summarize seeds already trained instead of training again")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    curves = {}
+    for seed in args.seeds:
+        run_dir = OUT / f"{args.name}_s{seed}"
+        if not args.reuse:
+            subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+            started = time.monotonic()
+            run_seed(run_dir, seed, args.minutes, args.overrides)
+            print(f"seed {seed}: trained in {time.monotonic() - started:.0f} s", file=sys.stderr)
+        curves[seed] = rows = curve(run_dir)
+        summary = {"name": args.name, "seed": seed}
+        for threshold in (0.5, 0.9):
+            hit = first_sustained(rows, threshold)
+            summary[f"env_steps_to_{threshold}"] = hit["env_steps"] if hit else None
+            summary[f"minutes_to_{threshold}"] = round(hit["wall_time_s"] / 60, 1) if hit else None
+        last = rows[-1] if rows else {}
+        summary.update(final_env_steps=last.get("env_steps"),
+                       final_minutes=round(last.get("wall_time_s", 0) / 60, 1),
+                       final_success=last.get("success_rate"),
+                       best_success=max((r["success_rate"] for r in rows), default=None),
+                       updates_x_batch=last.get("gradient_samples"))
+        print(json.dumps(summary), flush=True)
+    with open(OUT / f"{args.name}.csv", "w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["seed", "env_steps", "wall_time_s", "updates", "gradient_samples",
+                         "success_rate"])
+        for seed, rows in curves.items():
+            writer.writerows([seed, *r.values()] for r in rows)
+    plot(curves, OUT / f"{args.name}.png")
+    print(f"curve: {OUT / args.name}.png, table: {OUT / args.name}.csv", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

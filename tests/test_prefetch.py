@@ -1,0 +1,71 @@
+"""The batch prefetcher: the next batch with its TD targets, prepared on a second thread."""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from agent.prefetch import BatchPrefetcher
+from tests.test_td3 import make_batch, make_learner, params
+
+
+def test_prefetched_targets_give_the_update_the_learner_would_do_itself() -> None:
+    learner = make_learner(algo="ddpg")  # no target noise: targets are deterministic
+    twin = copy.deepcopy(learner)
+    batches = iter(make_batch(seed=seed) for seed in range(10))
+    sampled: list = []
+
+    def sample(shares: np.ndarray):
+        sampled.append(next(batches))
+        return sampled[-1]
+
+    prefetcher = BatchPrefetcher(sample, learner)
+    weights = torch.tensor([0.5, 0.5])
+    for step in range(3):
+        batch, target = prefetcher.next(np.ones(2))
+        assert batch is sampled[step]
+        learner.update(batch, weights, target=target)
+        twin.update(batch, weights)  # computes its own targets
+        assert torch.allclose(params(learner.critics), params(twin.critics), atol=1e-6)
+    prefetcher.close()
+    assert len(sampled) == 4  # three used, one prepared ahead while the third trained
+
+
+def test_a_failed_sample_is_raised_on_the_learner_thread() -> None:
+    def sample(shares: np.ndarray):
+        raise ValueError("cannot sample from an empty replay buffer")
+
+    prefetcher = BatchPrefetcher(sample, make_learner())
+    with pytest.raises(ValueError, match="empty replay"):
+        prefetcher.next(np.ones(2))
+    prefetcher.close()
+
+
+def test_targets_are_never_read_while_a_polyak_step_moves_them() -> None:
+    learner = make_learner()
+    BatchPrefetcher(make_batch, learner)  # installs the lock
+    inside = threading.Event()
+    release = threading.Event()
+    forward = learner.actor_target.forward
+
+    def slow_forward(x: torch.Tensor) -> torch.Tensor:
+        inside.set()
+        release.wait(5)
+        return forward(x)
+
+    learner.actor_target.forward = slow_forward  # type: ignore[method-assign]
+    reader = threading.Thread(target=learner.td_target, args=(make_batch(),))
+    reader.start()
+    assert inside.wait(5)
+    mover = threading.Thread(target=learner.soft_update)
+    mover.start()
+    mover.join(0.3)
+    assert mover.is_alive()  # the Polyak step waits for the target computation
+    release.set()
+    reader.join(5)
+    mover.join(5)
+    assert not mover.is_alive()
