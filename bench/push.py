@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from agent.spec import load_spec
 from bench.distributed import QUIET, records
 
 SPEC = "specs/fetch_push.yaml"
@@ -48,27 +49,13 @@ def run_seed(run_dir: Path, seed: int, minutes: float | None, overrides: list[st
 
 
 def curve(run_dir: Path) -> list[dict]:
-    """Evaluation rows of Push with the learner's counters at that point."""
-    rows, updates, batch = [], 0, None
-    spec_batch = _batch_per_update(run_dir)
-    for record in records(run_dir):
-        if record["event"] == "train":
-            updates = record["updates"]
-        if record["event"] == "eval" and record["task"] == TASK:
-            batch = spec_batch
-            rows.append({"env_steps": record["env_steps"],
-                         "wall_time_s": round(record["wall_time_s"], 1),
-                         "updates": updates, "gradient_samples": updates * batch,
-                         "success_rate": record["success_rate"]})
-    return rows
-
-
-def _batch_per_update(run_dir: Path) -> int:
-    """Transitions one update sees: batch size times learner ranks."""
-    import yaml
-
-    spec = yaml.safe_load((run_dir / "spec.yaml").read_text())
-    return int(spec["learner"]["batch_size"]) * int(spec["learner"].get("ranks", 1))
+    """Evaluation rows of Push with the evaluated weights' updates (gradient samples:
+    updates times the spec's batch size, one learner rank)."""
+    batch_size = load_spec(run_dir / "spec.yaml").learner.batch_size
+    return [{"env_steps": r["env_steps"], "wall_time_s": round(r["wall_time_s"], 1),
+             "updates": r["updates"], "gradient_samples": r["updates"] * batch_size,
+             "success_rate": r["success_rate"]}
+            for r in records(run_dir) if r["event"] == "eval" and r["task"] == TASK]
 
 
 def first_sustained(rows: list[dict], threshold: float) -> dict | None:
