@@ -33,8 +33,8 @@ class BatchPrefetcher:
         learner.targets_lock = threading.Lock()
         self._requests: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=1)
         self._ready: queue.Queue[Prepared | BaseException] = queue.Queue(maxsize=1)
-        self._requested = False
         self._thread: threading.Thread | None = None
+        """Started by the first ``next``; from then on one request is always outstanding."""
 
     def next(self, shares: np.ndarray) -> Prepared:
         """The prepared batch and targets (the first call prepares and waits); starts the
@@ -43,11 +43,9 @@ class BatchPrefetcher:
             self._thread = threading.Thread(target=self._work, name="batch-prefetch",
                                             daemon=True)
             self._thread.start()
-        if not self._requested:
             self._requests.put(shares)
         prepared = self._ready.get()
         self._requests.put(shares)
-        self._requested = True
         if isinstance(prepared, BaseException):
             raise prepared
         return prepared
@@ -65,9 +63,7 @@ class BatchPrefetcher:
         """Stop the helper thread (after the batch it is preparing)."""
         if self._thread is None:
             return
-        if self._requested:
-            self._ready.get()  # the batch being prepared frees the request slot
+        self._ready.get()  # the batch being prepared frees the request slot
         self._requests.put(None)
         self._thread.join(timeout=30)
         self._thread = None
-        self._requested = False

@@ -587,11 +587,10 @@ class Principal:
         before = self.learner.updates
         if self.meta is not None:
             out = self._meta_update(shares, weights)
-        elif self.prefetcher is not None:
-            batch, target = self.prefetcher.next(shares)
-            out = self.learner.update(batch, weights, target=target)
         elif self.group is None:
-            out = self.learner.update(self._sample(shares), weights)
+            batch, target = (self.prefetcher.next(shares) if self.prefetcher is not None
+                             else (self._sample(shares), None))
+            out = self.learner.update(batch, weights, target=target)
         else:
             if self._encoder_changed:
                 self.group.encoder_changed(self.encoder.state_dict())

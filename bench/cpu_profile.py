@@ -159,17 +159,17 @@ def profile(layout: Layout, args: argparse.Namespace, plain_rate: float) -> dict
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+    busy = {label: threads for label, threads in usage.items() if sum(threads.values()) >= 0.01}
     return {
         "layout": layout.name,
         "env_steps_per_s": round(env_rate, 1),
         "updates_per_s": round(update_rate, 2),
         "samples_per_s": round(update_rate * args.batch_size),
         "ratio_to_plain_1_thread": round(update_rate / plain_rate, 3),
-        "cpu_cores": {label: round(sum(threads.values()), 2)
-                      for label, threads in usage.items() if sum(threads.values()) >= 0.01},
+        "cpu_cores": {label: round(sum(threads.values()), 2) for label, threads in busy.items()},
         "threads": {label: {name: round(v, 3) for name, v in sorted(
             threads.items(), key=lambda kv: -kv[1]) if v >= 0.01}
-            for label, threads in usage.items() if sum(threads.values()) >= 0.01},
+            for label, threads in busy.items()},
     }
 
 

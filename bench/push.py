@@ -37,15 +37,17 @@ def run_seed(run_dir: Path, seed: int, minutes: float | None, overrides: list[st
                "--set", f"seed={seed}"]
     for item in overrides:
         command += ["--set", item]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        process.wait(timeout=minutes * 60 if minutes else None)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGINT)
-        process.wait()
+    log = run_dir.with_name(f"{run_dir.name}.stderr.log")  # a file: a pipe nobody reads
+    with log.open("w") as stderr:                        # fills and stalls a long run
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            process.wait(timeout=minutes * 60 if minutes else None)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)
+            process.wait()
     if process.returncode != 0:
         raise SystemExit(f"error: seed {seed} exited {process.returncode}: "
-                         f"{process.stderr.read().decode()[-2000:] if process.stderr else ''}")
+                         f"{log.read_text()[-2000:]}")
 
 
 def curve(run_dir: Path) -> list[dict]:
