@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.machine import check_local_observers_fit
 from agent.mpi import mpi_world
 from agent.rpc_group import Endpoint, JoinFailed, NameTaken
 from agent.spec import Spec, SpecError, dump_spec, load_spec, validate_spec
@@ -72,13 +73,13 @@ def _prepare_train(
     run dir, resume state and (``--role agent``) the rendezvous endpoint."""
     if args.resume is None:
         spec = load_spec(args.spec, args.overrides)
-        endpoint = _endpoint(args, spec) if args.role == "agent" else None
+        endpoint = _agent_endpoint(args, spec)
         if spec.transfer.from_checkpoint:
             _check_transfer(spec)
         run_dir = _new_run_dir(args.spec, args.run_dir)
         dump_spec(spec, run_dir / "spec.yaml")
         return spec, run_dir, None, endpoint
-    from agent.checkpoint import LATEST, load_checkpoint
+    from agent.checkpoint import LATEST, UnreadableCheckpoint, load_run_checkpoint
 
     run_dir = args.resume
     if not (run_dir / "spec.yaml").is_file():
@@ -87,12 +88,12 @@ def _prepare_train(
     if not checkpoint.is_file():
         raise UsageError(f"{checkpoint}: no checkpoint to resume from")
     try:
-        state = load_checkpoint(checkpoint)
-    except Exception as exc:
-        raise UsageError(f"{checkpoint}: cannot load checkpoint ({exc})") from None
+        state = load_run_checkpoint(checkpoint)
+    except UnreadableCheckpoint as exc:
+        raise UsageError(f"--resume {run_dir}: {exc}") from None
     spec = load_spec(run_dir / "spec.yaml", args.overrides)
     _check_same_model(spec, state["spec"], checkpoint)
-    endpoint = _endpoint(args, spec) if args.role == "agent" else None
+    endpoint = _agent_endpoint(args, spec)
     dump_spec(spec, run_dir / "spec.yaml")
     return spec, run_dir, state, endpoint
 
@@ -132,10 +133,24 @@ def _run_eval(argv: list[str]) -> int:
         raise UsageError(f"{args.checkpoint}: checkpoint not found")
     if args.episodes <= 0:
         raise UsageError(f"--episodes {args.episodes}: must be positive")
+    from agent.checkpoint import UnreadableCheckpoint
     from agent.evaluate import evaluate_checkpoint
 
-    print(json.dumps(evaluate_checkpoint(args.checkpoint, args.episodes, args.seed)))
+    try:
+        success = evaluate_checkpoint(args.checkpoint, args.episodes, args.seed)
+    except UnreadableCheckpoint as exc:
+        raise UsageError(f"--checkpoint: {exc}") from None
+    print(json.dumps(success))
     return 0
+
+
+def _agent_endpoint(args: argparse.Namespace, spec: Spec) -> Endpoint | None:
+    """``--role agent``: the rendezvous endpoint. A local run: None, once its observers are
+    known to fit in this machine's memory."""
+    if args.role == "agent":
+        return _endpoint(args, spec)
+    check_local_observers_fit(spec)
+    return None
 
 
 def _endpoint(args: argparse.Namespace, spec: Spec) -> Endpoint:

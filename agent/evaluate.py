@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.checkpoint import load_checkpoint
+from agent.checkpoint import load_run_checkpoint
 from agent.model import build_policy, task_shapes
 from agent.spec import validate_spec
 from observer.rollout import Rollout
@@ -14,7 +14,7 @@ from observer.rollout import Rollout
 
 def evaluate_checkpoint(path: Path, episodes: int, seed: int) -> dict[str, float]:
     """``{task: success_rate}`` over ``episodes`` noise-free episodes per task."""
-    state = load_checkpoint(path)
+    state = load_run_checkpoint(path)
     spec = validate_spec(state["spec"], f"{path} (embedded spec)")
     policy = build_policy(spec)
     policy.actor.load_state_dict(state["learner"]["actor"])

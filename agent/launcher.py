@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import os
 import sys
 import threading
 import time
@@ -61,7 +62,7 @@ class LocalObservers:
     def _start(self, rank: int) -> mp.process.BaseProcess:
         process = self._context.Process(
             target=run_observer,
-            args=(self.spec_data, rank, self.endpoint.addr, self.endpoint.port, True),
+            args=(self.spec_data, rank, self.endpoint.addr, self.endpoint.port, os.getpid()),
             name=observer_name(rank),
         )
         process.start()

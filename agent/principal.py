@@ -178,10 +178,12 @@ class Principal:
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        for chunks, replay, upto in zip(
-            self.replay_chunks, self.replays, counters["replay_episodes"], strict=True
+        for task, chunks, replay, upto in zip(
+            self.tasks, self.replay_chunks, self.replays, counters["replay_episodes"], strict=True
         ):
-            chunks.restore(replay, int(upto))
+            unreadable, lost = chunks.restore(replay, int(upto))
+            if unreadable:
+                self._report_lost_replay(task, unreadable, lost)
         self.replay_episodes_by_rank = counters.get("replay_episodes_by_rank") or None
         if self.group is not None:
             self.group.mark_restored(self.replay_episodes_by_rank,
@@ -192,6 +194,14 @@ class Principal:
         warmup = min(self.spec.learner.start_after_env_steps, restored + remaining)
         self._warmup_until = self.env_steps + max(0, warmup - restored)
         self._snapshot = self._take_snapshot()
+
+    def _report_lost_replay(self, task: str, unreadable: list[Path], lost: int) -> None:
+        """A resume without unreadable replay chunks: one stderr line and a metrics record."""
+        names = ", ".join(str(path) for path in unreadable)
+        print(f"warning: {task}: resumed without {lost} replay episode(s); unreadable: {names}",
+              file=sys.stderr)
+        self.metrics.emit({"event": "replay_lost", "task": task, "env_steps": self.env_steps,
+                           "episodes": lost, "chunks": [str(path) for path in unreadable]})
 
     def checkpoint(self) -> Path:
         """Replay chunks first, then the checkpoint that counts them (atomically)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agent.checkpoint import load_checkpoint, save_checkpoint
+from agent.checkpoint import UnreadableCheckpoint, load_checkpoint, save_checkpoint
 from agent.replay import FIELDS, EpisodeReplay
 from observer.messages import EpisodeBatch
 
@@ -46,21 +46,36 @@ class ReplayChunks:
             if start + count <= forgotten:
                 path.unlink()
 
-    def restore(self, replay: EpisodeReplay, upto: int) -> None:
-        """Refill ``replay`` with the episodes ``0..upto`` still on disk (newest kept)."""
-        for start, path, _ in self._chunks():
+    def restore(self, replay: EpisodeReplay, upto: int) -> tuple[list[Path], int]:
+        """Refill ``replay`` with the episodes ``0..upto`` still on disk (newest kept).
+
+        A chunk that cannot be read (truncated, corrupted) is skipped, and so is everything
+        older than it: the ring keeps one contiguous run of the newest episodes. Returns the
+        unreadable chunks and how many episodes the buffer holds fewer because of them.
+        """
+        unreadable: list[Path] = []
+        gap_end = 0
+        on_disk = 0
+        for start, path, count in self._chunks():
             if start >= upto:  # written after the checkpoint (killed in between): not counted
                 path.unlink()
                 continue
-            arrays = {k: v.numpy() for k, v in load_checkpoint(path).items()}
-            keep = min(len(arrays["actions"]), upto - start)
+            on_disk += min(count, upto - start)
+            try:
+                arrays = {k: v.numpy() for k, v in load_checkpoint(path).items()}
+                keep = min(len(arrays["actions"]), upto - start)
+                batch = EpisodeBatch("restored", **{k: arrays[k][:keep] for k in FIELDS},
+                                     success=np.zeros(keep, bool), policy_version=0)
+            except (UnreadableCheckpoint, KeyError, TypeError, ValueError):
+                unreadable.append(path)
+                gap_end = min(start + count, upto)
+                continue
             replay.added = start
-            replay.add(EpisodeBatch(
-                "restored", **{k: arrays[k][:keep] for k in FIELDS},
-                success=np.zeros(keep, bool), policy_version=0,
-            ))
+            replay.add(batch)
         replay.added = upto
+        replay.episodes = min(replay.episodes, upto - gap_end)
         self.persisted = upto
+        return unreadable, min(on_disk, replay.capacity) - replay.episodes
 
     def _chunks(self) -> list[tuple[int, Path, int]]:
         """``(first episode, path, episodes)`` of each chunk, oldest first."""

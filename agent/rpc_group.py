@@ -17,6 +17,7 @@ same name spin instead of wait, so it is deleted first).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -89,8 +90,9 @@ def _bound_tcp_rendezvous(url: str, timeout: timedelta = timedelta(minutes=5), *
             timeout, multi_tenant=True, master_listen_fd=listen_fd,
         )
     except BaseException:
-        if listen_fd is not None:
-            os.close(listen_fd)
+        if listen_fd is not None:  # unless the store owned and closed it already
+            with contextlib.suppress(OSError):
+                os.close(listen_fd)
         raise
     yield store, rank, world_size
     raise RuntimeError(f"{RENDEZVOUS_SCHEME}:// cannot re-rendezvous")
@@ -199,8 +201,16 @@ def _undo_failed_join(store: dist.Store, name: str, worker_id: int) -> None:
 
 
 def members() -> set[str]:
-    """Names of the current members, as this process sees them."""
-    return {info.name for info in api._get_current_rpc_agent().get_worker_infos()}
+    """Names of the members whose join has finished, as this process sees them.
+
+    torch lists a joiner here as soon as it registers with this process, before this
+    process has read the joiner's address (a send in between fails: "could not find
+    destination url"). A join has finished once its token key is back in the store, which
+    the joiner writes after every member has registered it.
+    """
+    agent = api._get_current_rpc_agent()
+    listed = {info.name for info in agent.get_worker_infos()}
+    return {name for name in listed if agent.store.check([_join_token(name)])}
 
 
 def wait_for_members(names: list[str], timeout_s: float, gave_up: Callable[[], bool]) -> None:

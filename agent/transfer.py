@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from agent.checkpoint import load_checkpoint
+from agent.checkpoint import UnreadableCheckpoint, load_run_checkpoint
 from agent.spec import Spec, SpecError
 
 if TYPE_CHECKING:
@@ -110,9 +110,9 @@ def load_source(path_text: str) -> dict:
     if not path.is_file():
         raise SpecError(f"transfer.from_checkpoint: {path}: checkpoint not found")
     try:
-        return load_checkpoint(path)
-    except Exception as exc:
-        raise SpecError(f"transfer.from_checkpoint: {path}: cannot load ({exc})") from None
+        return load_run_checkpoint(path)
+    except UnreadableCheckpoint as exc:
+        raise SpecError(f"transfer.from_checkpoint: {exc}") from None
 
 
 def transfer_into(state: dict, source_name: str, learner: TD3Learner,

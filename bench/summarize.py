@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +18,26 @@ QUIET = ["--set", "metrics.wandb.mode=disabled", "--set", "metrics.progress_bar=
 
 
 def train(spec: str, run_dir: Path, overrides: list[str]) -> None:
-    """``main.py --spec spec`` into ``run_dir`` unless it was measured already."""
-    if (run_dir / "metrics.jsonl").exists():
+    """``main.py --spec spec`` into ``run_dir`` unless a finished run is there already.
+
+    A run directory without an ``end`` record (a killed run) is measured again from scratch.
+    """
+    if finished(run_dir):
         return  # already measured; delete the directory to measure again
+    shutil.rmtree(run_dir, ignore_errors=True)
     subprocess.run(
         [sys.executable, "main.py", "--spec", spec, "--run-dir", str(run_dir), *QUIET,
          *overrides], check=True, capture_output=True,
     )
+
+
+def finished(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run that ended (its metrics end with an ``end`` record)."""
+    metrics = run_dir / "metrics.jsonl"
+    if not metrics.exists():
+        return False
+    with open(metrics) as lines:
+        return any(json.loads(line).get("event") == "end" for line in lines if line.strip())
 
 
 def plot_per_task(

@@ -8,6 +8,7 @@ in; it leaves when the agent says stop, is gone, or has dropped it.
 
 from __future__ import annotations
 
+import os
 import queue
 import signal
 import sys
@@ -79,6 +80,7 @@ class ObserverService:
 _SERVICE: ObserverService | None = None
 _STOP = threading.Event()
 LIVENESS_EVERY_S = 2.0
+PARENT_CHECK_EVERY_S = 0.5
 
 
 @rpc.functions.async_execution
@@ -94,10 +96,13 @@ def stop_serving() -> None:
     _STOP.set()
 
 
-def run_observer(spec_data: dict, rank: int, addr: str, port: int, local: bool = False) -> bool:
+def run_observer(
+    spec_data: dict, rank: int, addr: str, port: int, agent_pid: int | None = None
+) -> bool:
     """Process entry: join the agent's run as ``observer<rank>`` and serve until it ends.
 
-    A ``local`` observer (spawned by the agent) also ignores SIGTERM: a signal to the whole
+    A local observer (spawned by the agent process ``agent_pid``) exits as soon as that
+    process is gone, during start-up too, and ignores SIGTERM: a signal to the whole
     process group is the agent's to handle, and it stops its observers itself.
 
     Returns whether the agent ended the run (rather than vanished or dropped this
@@ -106,7 +111,8 @@ def run_observer(spec_data: dict, rank: int, addr: str, port: int, local: bool =
     """
     global _SERVICE
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when to stop
-    if local:
+    if agent_pid is not None:
+        _exit_when_gone(agent_pid)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     torch.set_num_threads(1)
     spec = validate_spec(spec_data, "spec from agent")
@@ -118,6 +124,19 @@ def run_observer(spec_data: dict, rank: int, addr: str, port: int, local: bool =
         return _serve_until_stopped(name, worker_id, spec.distributed.rpc_timeout_s)
     finally:
         _SERVICE.close()
+
+
+def _exit_when_gone(parent_pid: int) -> None:
+    """Exit this process once ``parent_pid`` is no longer its parent (it died: orphans are
+    re-parented). A thread, not PR_SET_PDEATHSIG, which fires when the spawning *thread*
+    ends, and the agent spawns replacements from helper threads."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_EVERY_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="agent-watchdog", daemon=True).start()
 
 
 def _serve_until_stopped(name: str, worker_id: int, timeout_s: float) -> bool:

@@ -83,6 +83,25 @@ def test_chunks_written_after_the_last_checkpoint_are_ignored(tmp_path: Path) ->
     assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["000000000000-3.pt"]
 
 
+def test_an_unreadable_chunk_is_skipped_with_everything_older(tmp_path: Path) -> None:
+    replay = EpisodeReplay(SHAPE, capacity_transitions=8 * SHAPE.horizon)
+    chunks = ReplayChunks(tmp_path, "t")
+    for first in range(0, 9, 3):
+        replay.add(episodes(first, 3))
+        chunks.flush(replay)
+    middle = tmp_path / "t" / "000000000003-3.pt"
+    middle.write_bytes(middle.read_bytes()[:100])  # truncated, as by a full disk
+    restored = EpisodeReplay(SHAPE, capacity_transitions=8 * SHAPE.horizon)
+    unreadable, lost = ReplayChunks(tmp_path, "t").restore(restored, upto=9)
+    assert unreadable == [middle]
+    kept = restored.obs[restored.slots(np.arange(restored.episodes)), 0, 0]
+    assert kept.tolist() == [6, 7, 8]  # one contiguous newest run, no blank slot sampled
+    assert lost == 8 - 3  # the ring would have held 8 (episodes 1..8)
+    restored.add(episodes(9, 1))
+    assert restored.obs[restored.slots(np.arange(restored.episodes)), 0, 0].tolist() == [
+        6, 7, 8, 9]
+
+
 class NoTransport:
     def submit(self, observer: str, order: object) -> None:
         raise AssertionError("no collection in this test")

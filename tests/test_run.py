@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from agent.checkpoint import load_checkpoint
 from tests.conftest import QUIET, read_metrics, run_main, start_main
 
 
@@ -36,7 +37,13 @@ checkpoint: {every_env_steps: 400}
     run_dir = tmp / "run"
     result = run_main("--spec", str(spec), "--run-dir", str(run_dir), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    (tmp / "stderr.log").write_text(result.stderr)
     return run_dir
+
+
+def test_a_clean_run_prints_nothing_alarming(finished_run: Path) -> None:
+    stderr = (finished_run.parent / "stderr.log").read_text()
+    assert stderr.splitlines() == [f"run directory: {finished_run}"], stderr
 
 
 def test_episodes_arrive_from_every_observer(finished_run: Path) -> None:
@@ -159,8 +166,7 @@ def test_run_survives_a_lost_observer_and_reaches_its_budget(
     )
     try:
         wait_for_record(run_dir, "train")
-        observers = [pid for pid in live_processes_in_group(process.pid)
-                     if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+        observers = spawned_observers(process.pid)
         assert len(observers) == 2
         os.kill(observers[0], sig)
         process.wait(timeout=180)
@@ -183,6 +189,42 @@ def test_run_survives_a_lost_observer_and_reaches_its_budget(
         assert end["episodes_by_observer"][lost["observer"]] > lost["episodes"]
     time.sleep(0.5)
     assert live_processes_in_group(process.pid) == []
+
+
+@pytest.mark.parametrize("when", ["starting", "training"])
+def test_local_observers_exit_when_their_agent_is_killed(tmp_path: Path, when: str) -> None:
+    """kill -9 of the agent alone (no signal reaches its observers): they leave by
+    themselves, while still importing and joining, or while collecting."""
+    run_dir, log = tmp_path / "run", tmp_path / "stderr.log"
+    process = start_main(log, "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir),
+                         "--set", "observers=2", *QUIET)
+    try:
+        deadline = time.monotonic() + 120
+        while len(spawned_observers(process.pid)) < 2:
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+            time.sleep(0.05)
+        if when == "training":
+            wait_for_record(run_dir, "train")
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        deadline = time.monotonic() + 30
+        while spawned_observers(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert spawned_observers(process.pid) == []
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def spawned_observers(pgid: int) -> list[int]:
+    """Live observer processes the agent of process group ``pgid`` spawned."""
+    found = []
+    for pid in live_processes_in_group(pgid):
+        try:
+            if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
 
 
 def wait_for_record(run_dir: Path, event: str, timeout: float = 180) -> None:
@@ -216,6 +258,7 @@ def test_resume_refuses_to_change_the_model(finished_run: Path) -> None:
 
 
 def test_kill_9_then_resume_continues_from_the_checkpoint_with_replay(tmp_path: Path) -> None:
+    """Also: a truncated replay chunk costs its episodes, named on stderr and in a record."""
     run_dir, log = tmp_path / "run", tmp_path / "stderr.log"
     args = ["--set", "budget.env_steps=3000", "--set", "checkpoint.every_env_steps=500", *QUIET]
     process = start_main(log, "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir), *args)
@@ -229,14 +272,30 @@ def test_kill_9_then_resume_continues_from_the_checkpoint_with_replay(tmp_path: 
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    killed_at = max(r.get("env_steps", 0) for r in read_metrics(run_dir))
-    chunks = list((run_dir / "checkpoints" / "replay" / "FetchReach-v4").glob("*.pt"))
+    before = read_metrics(run_dir)
+    saved = load_checkpoint(run_dir / "checkpoints" / "latest.pt")["counters"]["env_steps"]
+    assert saved >= 500
+    chunks = sorted((run_dir / "checkpoints" / "replay" / "FetchReach-v4").glob("*.pt"))
     assert chunks, "replay chunks persisted with the checkpoint"
+    oldest = chunks[0]
+    oldest.write_bytes(oldest.read_bytes()[:200])
     result = run_main("--resume", str(run_dir), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    records = read_metrics(run_dir)
-    end = records[-1]
-    assert end["event"] == "end" and end["env_steps"] == 3000 and not end["stopped"]
-    resumed = [r for r in records if r.get("wall_time_s", 0) and r["event"] == "train"]
-    assert resumed and all(r["env_steps"] >= 500 for r in resumed)
-    assert killed_at < 3000
+    assert str(oldest) in result.stderr and "Traceback" not in result.stderr
+    after = read_metrics(run_dir)[len(before):]
+    assert after[-1]["event"] == "end" and after[-1]["env_steps"] == 3000
+    assert not after[-1]["stopped"]
+    assert min(r["env_steps"] for r in after) >= saved  # continued from the checkpoint
+    lost = [r for r in after if r["event"] == "replay_lost"]
+    assert [(r["task"], r["episodes"]) for r in lost] == [
+        ("FetchReach-v4", int(oldest.stem.split("-")[1]))]
+    assert max(r["env_steps"] for r in before) < 3000
+
+
+def test_eval_of_a_file_that_is_not_a_checkpoint_exits_2_naming_it(tmp_path: Path) -> None:
+    for name, content in (("notes.pt", b"not a checkpoint"), ("empty.pt", b"")):
+        path = tmp_path / name
+        path.write_bytes(content)
+        result = run_main("eval", "--checkpoint", str(path), timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert str(path) in result.stderr and "Traceback" not in result.stderr
