@@ -65,10 +65,16 @@ def test_readme_documents_every_spec_key() -> None:
     assert not missing, f"README lacks spec keys: {missing}"
 
 
+METRIC_NAME = re.compile(r'"((?:losses|q|perf|queues|metrics|collect)/[a-z_]+|[a-z_/]+_per_task)')
+"""Train-record keys as the code writes them; ``X_per_task`` becomes ``X/<task>``."""
+
+
 def test_readme_documents_every_train_metric() -> None:
     readme = (REPO / "README.md").read_text()
-    source = (REPO / "agent" / "principal.py").read_text() + (REPO / "agent" / "td3.py").read_text()
-    names = set(re.findall(r'"((?:losses|q|perf|queues|metrics|collect|weights)/[a-z_]+)', source))
-    names = {n.removesuffix("_per_task") for n in names}
-    missing = sorted(n for n in names if n not in readme)
-    assert names and not missing, f"README lacks metrics: {missing}"
+    source = "".join(path.read_text() for package in ("agent", "meta", "observer")
+                     for path in sorted((REPO / package).rglob("*.py")))
+    names = {name.removesuffix("_per_task") + "/<task>" if name.endswith("_per_task") else name
+             for name in METRIC_NAME.findall(source)}
+    assert {"perf/updates_per_s", "collect/success_rate", "weights/<task>"} <= names
+    missing = sorted(name for name in names if f"`{name}" not in readme)
+    assert not missing, f"README lacks metrics: {missing}"

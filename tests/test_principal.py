@@ -193,6 +193,32 @@ def test_rate_limited_dispatch_is_shared_fairly_between_observers(tmp_path: Path
     assert abs(shares["A"] - shares["B"]) <= 4, shares
 
 
+def test_collection_stays_within_collect_ahead_of_what_the_learner_consumed(
+    tmp_path: Path,
+) -> None:
+    """Instant observers, a learner that needs 0.5 updates per env step: every dispatch
+    happens while collected + pending steps are under what the updates consumed plus
+    ``collect_ahead_env_steps``, and the bound is what holds collection back."""
+    principal, transport, _ = make_principal(
+        tmp_path, budget=1000, delay={"A": 0.0, "B": 0.0}, failing=set())
+    cfg = principal.spec.learner
+    cfg.updates_per_env_step, cfg.collect_ahead_env_steps = 0.5, 300
+    ahead: list[float] = []
+    submit = transport.submit
+
+    def watched(observer: str, order: Order) -> asyncio.Future:
+        steps = sum(n * 50 for _, n in order.tasks)  # FetchReach episodes are 50 steps
+        consumed = max(cfg.start_after_env_steps, principal.learner.updates / 0.5)
+        ahead.append(principal.env_steps + principal.pending_steps - steps - consumed)
+        return submit(observer, order)
+
+    transport.submit = watched
+    end = asyncio.run(asyncio.wait_for(principal.run(), timeout=120))
+    assert end["env_steps"] == 1000
+    assert max(ahead) < 300  # never dispatched past the bound
+    assert sum(a >= 200 for a in ahead) >= len(ahead) // 2  # ...and usually up against it
+
+
 def test_only_noise_free_episodes_are_success_feedback(tmp_path: Path) -> None:
     for share, expected in ((0.0, 0), (1.0, 8)):
         principal, _, sink = make_principal(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from agent.checkpoint import load_checkpoint, save_checkpoint
 from agent.spec import Learner
 from agent.td3 import Batch, TD3Learner, combine, per_task_mean, task_counts, td3_target
 
@@ -124,6 +125,27 @@ def test_state_dict_round_trip_restores_networks_and_counter() -> None:
     assert clone.updates == 3
     assert torch.equal(params(clone.actor), params(learner.actor))
     assert torch.equal(params(clone.critics_target), params(learner.critics_target))
+
+
+def test_optimizer_state_survives_a_checkpoint_so_training_continues_identically(
+    tmp_path,
+) -> None:
+    """Adam's moments and step counts go through save and load (weights_only): the next
+    update of the restored learner equals the original's, which a fresh Adam's would not."""
+    learner = make_learner()
+    for seed in range(4):
+        learner.update(make_batch(seed=seed), torch.tensor([0.5, 0.5]))
+    save_checkpoint(tmp_path / "learner.pt", learner.state_dict())
+    restored, fresh_adam = make_learner(), make_learner()
+    restored.load_state_dict(load_checkpoint(tmp_path / "learner.pt"))
+    fresh_adam.load_state_dict({**learner.state_dict(),
+                                "actor_opt": fresh_adam.actor_opt.state_dict(),
+                                "critic_opt": fresh_adam.critic_opt.state_dict()})
+    for copy in (learner, restored, fresh_adam):
+        torch.manual_seed(7)  # the same target-policy noise for each
+        copy.update(make_batch(seed=9), torch.tensor([0.5, 0.5]))
+    assert torch.equal(params(restored.critics), params(learner.critics))
+    assert not torch.allclose(params(fresh_adam.critics), params(learner.critics))
 
 
 def test_actor_copy_for_observers_is_detached_and_on_cpu() -> None:
