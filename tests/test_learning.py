@@ -8,6 +8,8 @@ import pytest
 
 from tests.conftest import QUIET, read_metrics, run_main
 
+pytestmark = pytest.mark.slow
+
 
 def test_fetch_reach_reaches_90_percent_within_10k_env_steps(tmp_path: Path) -> None:
     run_dir = tmp_path / "reach"

@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import QUIET, REPO, main_env, read_metrics
+
+pytestmark = pytest.mark.slow
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 

@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import QUIET, REPO, main_env, read_metrics, run_main
 from tests.test_run import wait_for_record
 
+pytestmark = pytest.mark.slow
+
 SUBNET = "10.231.{}.{}"
 
 

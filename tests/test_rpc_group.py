@@ -56,6 +56,7 @@ def idle_cpu_cores(transport: str) -> float:
     return float(result.stdout.split()[-1])
 
 
+@pytest.mark.timing
 def test_an_idle_rpc_endpoint_sleeps_with_the_default_transport() -> None:
     """The default (uv) blocks while idle; shared memory (shm) busy-polls, which is what
     made it the wrong default on 2 cores."""
@@ -106,6 +107,7 @@ rpc.shutdown(graceful=False)
 """
 
 
+@pytest.mark.slow
 def test_an_observer_counts_as_a_member_once_its_join_has_finished() -> None:
     """A joiner torch has registered but whose join is still under way is not sent work
     yet (its address may be unknown here); once its join finishes, it is used."""

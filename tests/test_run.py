@@ -14,6 +14,8 @@ import yaml
 from agent.checkpoint import load_checkpoint
 from tests.conftest import QUIET, read_metrics, run_main, start_main
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -149,6 +151,7 @@ def test_stop_signal_saves_checkpoint_writes_end_line_and_exits(
     assert live_processes_in_group(process.pid) == []
 
 
+@pytest.mark.timing  # a healthy observer must answer within the RPC timeout
 @pytest.mark.parametrize("sig, restarts", [(signal.SIGKILL, 0), (signal.SIGSTOP, 3)])
 def test_run_survives_a_lost_observer_and_reaches_its_budget(
     tmp_path: Path, sig: signal.Signals, restarts: int

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import QUIET, read_metrics, run_main
+
+pytestmark = pytest.mark.slow
 
 
 def test_new_task_starts_from_a_learned_tasks_network(tmp_path: Path) -> None:
