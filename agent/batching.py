@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from agent.her import HerSampler
-from agent.normalizer import ObservationEncoder
 from agent.replay import EpisodeReplay
 from agent.td3 import Batch
+from common.normalizer import ObservationEncoder
 
 
 def split_batch(batch_size: int, shares: np.ndarray, available: np.ndarray) -> np.ndarray:

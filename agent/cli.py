@@ -15,8 +15,8 @@ from typing import Any
 
 from agent.machine import check_local_observers_fit
 from agent.mpi import mpi_world
-from agent.rpc_group import Endpoint, JoinFailed, NameTaken
-from agent.spec import Spec, SpecError, dump_spec, load_spec, validate_spec
+from common.rpc_group import Endpoint, JoinFailed, NameTaken
+from common.spec import Spec, SpecError, dump_spec, load_spec, validate_spec
 
 EXIT_BAD_INPUT = 2
 RUNS_ROOT = Path("runs")
@@ -120,8 +120,9 @@ def _check_same_model(spec: Spec, saved: dict, checkpoint: Path) -> None:
 
 def _check_transfer(spec: Spec) -> None:
     """Map the transfer source onto this spec's networks once, before anything starts."""
-    from agent.model import build_encoder, build_learner
+    from agent.model import build_learner
     from agent.transfer import apply_transfer
+    from common.policy import build_encoder
 
     encoder = build_encoder(spec)
     apply_transfer(spec, build_learner(spec, encoder), encoder)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from agent.checkpoint import load_run_checkpoint
-from agent.model import build_policy, task_shapes
-from agent.spec import validate_spec
+from common.policy import build_policy, task_shapes
+from common.spec import validate_spec
 from observer.rollout import Rollout
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 
 from agent.replay import EpisodeReplay
-from observer.envs import RewardFn
+from common.envs import RewardFn
 
 Strategy = Literal["future", "final", "episode", "none"]
 

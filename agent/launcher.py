@@ -15,15 +15,15 @@ from typing import Any
 import torch
 import torch.distributed.rpc as rpc
 
-from agent import rpc_group
 from agent.learner_ranks import RankGroup
 from agent.metrics import MetricsPipeline, Record
 from agent.principal import Principal, RunError
-from agent.rpc_group import Endpoint, free_port, observer_name, observer_rank
 from agent.sinks import JsonlSink, ProgressSink, TensorBoardSink, WandbSink
-from agent.spec import Spec
 from agent.transfer import apply_transfer
 from agent.transport import RpcTransport
+from common import rpc_group
+from common.rpc_group import Endpoint, free_port, observer_name, observer_rank
+from common.spec import Spec
 from observer.worker import run_observer, stop_serving
 
 JOIN_TIMEOUT_S = 10.0

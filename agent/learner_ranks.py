@@ -23,11 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from agent.model import build_batcher, build_encoder, build_learner
+from agent.model import build_batcher, build_learner
 from agent.mpi import GradientAverager
 from agent.replay_store import ReplayChunks
-from agent.spec import validate_spec
-from observer.messages import EpisodeBatch
+from common.messages import EpisodeBatch
+from common.policy import build_encoder
+from common.spec import validate_spec
 
 
 def replay_root(run_dir: Path, rank: int) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from agent.spec import Spec, SpecError
+from common.spec import Spec, SpecError
 
 OBSERVER_BASE_BYTES = 384 << 20
 """Resident memory of one observer process before its envs (Python, torch, mujoco)."""

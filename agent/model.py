@@ -1,21 +1,18 @@
-"""Builds the parts every process shares from a spec: task shapes, encoder, actor, policy."""
+"""Builds the agent's parts from a spec: the learner and the per-task replays."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from agent.batching import MultiTaskBatcher
 from agent.her import HerSampler
-from agent.networks import build_actor
-from agent.normalizer import ObservationEncoder
 from agent.replay import EpisodeReplay
-from agent.spec import Spec
 from agent.td3 import GradSync, TD3Learner
-from observer.envs import TaskShape, family_of, task_shape
-from observer.rollout import Policy
+from common.envs import family_of
+from common.normalizer import ObservationEncoder
+from common.policy import task_shapes
+from common.spec import Spec
 
 
 def resolve_device(name: str) -> torch.device:
@@ -48,21 +45,3 @@ def build_batcher(
     replays = [EpisodeReplay(shape, capacity) for shape in task_shapes(spec.tasks)]
     samplers = [HerSampler(family_of(t).reward_fn(t), her.strategy, her.k) for t in spec.tasks]
     return MultiTaskBatcher(replays, samplers, encoder, rng)
-
-
-def task_shapes(tasks: Sequence[str]) -> list[TaskShape]:
-    """Shapes of each task, in order."""
-    return [task_shape(task) for task in tasks]
-
-
-def build_encoder(spec: Spec) -> ObservationEncoder:
-    """Fresh per-task normalizers for the spec's tasks."""
-    return ObservationEncoder(task_shapes(spec.tasks), spec.normalizer.eps, spec.normalizer.clip)
-
-
-def build_policy(spec: Spec) -> Policy:
-    """A CPU policy (encoder + actor) with the spec's network sizes."""
-    encoder = build_encoder(spec)
-    actor = build_actor(spec.model, encoder.input_dim, encoder.action_dim,
-                        spec.learner.hidden_sizes, encoder.num_tasks)
-    return Policy(encoder, actor)

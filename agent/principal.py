@@ -21,18 +21,19 @@ import torch
 
 from agent.checkpoint import LATEST, save_checkpoint
 from agent.learner_ranks import RankGroup, replay_root, shard_capacity
+from agent.meta_update import MetaUpdater
 from agent.metrics import MetricsPipeline, Record
-from agent.model import build_batcher, build_encoder, build_learner, task_shapes
+from agent.model import build_batcher, build_learner
 from agent.mpi import GradientAverager
 from agent.prefetch import BatchPrefetcher
 from agent.replay_store import ReplayChunks
-from agent.spec import Spec
 from agent.strategies import TaskStrategies
 from agent.td3 import Batch
 from agent.training_window import TrainingWindow
 from agent.transport import Transport, in_daemon_thread
-from meta.meta_update import MetaUpdater
-from observer.messages import EpisodeBatch, Order, OrderResult, PolicySnapshot
+from common.messages import EpisodeBatch, Order, OrderResult, PolicySnapshot
+from common.policy import build_encoder, task_shapes
+from common.spec import Spec
 
 EVAL_SEED_OFFSET = 1_000_003
 STOP_GRACE_S = 10.0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from observer.envs import TaskShape
-from observer.messages import EpisodeBatch
+from common.envs import TaskShape
+from common.messages import EpisodeBatch
 
 FIELDS = ("obs", "achieved_goal", "desired_goal", "actions")
 """The per-episode arrays a replay stores (as in :class:`EpisodeBatch`)."""

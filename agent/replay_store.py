@@ -16,7 +16,7 @@ import torch
 
 from agent.checkpoint import UnreadableCheckpoint, load_checkpoint, save_checkpoint
 from agent.replay import FIELDS, EpisodeReplay
-from observer.messages import EpisodeBatch
+from common.messages import EpisodeBatch
 
 
 class ReplayChunks:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from agent.spec import Spec
+from common.messages import EpisodeBatch
+from common.spec import Spec
 from meta.scheduler import build_scheduler
 from meta.weighting import build_weighting
-from observer.messages import EpisodeBatch
 
 LOSS_FEEDBACK = ("loss", "famo")
 """Weightings that need every update's per-task losses (one device sync per update)."""

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agent.networks import build_actor, build_critic, freeze
-from agent.spec import Learner as LearnerConfig
-from agent.spec import Model as ModelConfig
+from common.networks import build_actor, build_critic, freeze
+from common.spec import Learner as LearnerConfig
+from common.spec import Model as ModelConfig
 from meta.pcgrad import pcgrad
 
 GradSync = Callable[[nn.Module], None]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from observer.messages import EpisodeBatch
+from common.messages import EpisodeBatch
 
 
 class TrainingWindow:

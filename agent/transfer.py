@@ -1,6 +1,6 @@
 """Map network weights of a source run onto a target run's network by task name.
 
-Relies on the parameter naming of :mod:`agent.networks`: task-specific parameters contain
+Relies on the parameter naming of :mod:`common.networks`: task-specific parameters contain
 ``task_`` and are stacked over tasks on their first axis; the parameters that read the encoded
 input ``[obs | goal | task one-hot | action (critics only)]`` are those of the first linear
 layer. Names may carry a prefix (a critics ``ModuleList`` state dict has ``0.net.0.weight``).
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 import torch
 
 from agent.checkpoint import UnreadableCheckpoint, load_run_checkpoint
-from agent.spec import Spec, SpecError
+from common.spec import Spec, SpecError
 
 if TYPE_CHECKING:
-    from agent.normalizer import ObservationEncoder
     from agent.td3 import TD3Learner
+    from common.normalizer import ObservationEncoder
 
 _INPUT = re.compile(r"(?:^|\.)(?:net\.0\.weight|proj\.0\.down|task_adapters\.0\.a)$")
 """Parameters whose last axis is the network input."""

@@ -10,8 +10,8 @@ from typing import Protocol, TypeVar
 
 import torch.distributed.rpc as rpc
 
-from agent import rpc_group
-from observer.messages import Order, OrderResult
+from common import rpc_group
+from common.messages import Order, OrderResult
 
 
 class Transport(Protocol):

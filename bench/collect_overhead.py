@@ -17,9 +17,9 @@ import time
 import numpy as np
 import torch
 
-from agent.model import build_policy, task_shapes
-from agent.spec import validate_spec
-from observer.envs import family_of
+from common.envs import family_of
+from common.policy import build_policy, task_shapes
+from common.spec import validate_spec
 from observer.rollout import Rollout
 
 

@@ -33,9 +33,9 @@ from pathlib import Path
 
 import torch
 
-from agent.spec import load_spec
 from bench.distributed import QUIET, records
 from bench.learner_throughput import PlainTD3, random_batch, rate
+from common.spec import load_spec
 
 OUT = Path("bench/out/cpu_profile")
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -22,10 +22,11 @@ import json
 import numpy as np
 import torch
 
-from agent.model import build_batcher, build_encoder, build_learner, build_policy
-from agent.spec import validate_spec
+from agent.meta_update import reptile_step
+from agent.model import build_batcher, build_learner
 from agent.td3 import Batch, TD3Learner
-from meta.meta_update import reptile_step
+from common.policy import build_encoder, build_policy
+from common.spec import validate_spec
 from observer.rollout import Rollout
 
 TASKS = ["FetchReach-v4", "FetchPush-v4"]

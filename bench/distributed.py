@@ -81,9 +81,9 @@ def lag() -> None:
 
 def bytes_per_episode() -> None:
     """Pickled size of an order reply per episode (what TensorPipe carries)."""
-    from agent.model import build_policy, task_shapes
-    from agent.spec import validate_spec
-    from observer.messages import OrderResult
+    from common.messages import OrderResult
+    from common.policy import build_policy, task_shapes
+    from common.spec import validate_spec
     from observer.rollout import Rollout
 
     for task in ("FetchReach-v4", "FetchPush-v4"):

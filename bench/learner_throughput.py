@@ -21,9 +21,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from agent.networks import Actor, Critic
-from agent.spec import Learner
 from agent.td3 import Batch, TD3Learner
+from common.networks import Actor, Critic
+from common.spec import Learner
 
 INPUT_DIM, ACTION_DIM, NUM_TASKS = 25 + 3 + 3, 4, 3
 

@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 
 from agent.plotting import eval_curves
-from agent.spec import load_spec
 from bench.summarize import plot_per_task, summarize, train
+from common.spec import load_spec
 
 OUT = Path("bench/out")
 SPEC = "specs/fetch_mt.yaml"

@@ -23,8 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from agent.spec import load_spec
 from bench.distributed import QUIET, records
+from common.spec import load_spec
 
 SPEC = "specs/fetch_push.yaml"
 TASK = "FetchPush-v4"

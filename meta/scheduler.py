@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agent.spec import Scheduler as SchedulerConfig
+from common.spec import Scheduler as SchedulerConfig
 from meta.progress import SuccessWindows, progress_distribution
 
 

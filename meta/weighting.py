@@ -11,8 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
-from agent.spec import Scheduler as SchedulerConfig
-from agent.spec import Weighting as WeightingConfig
+from common.spec import Scheduler as SchedulerConfig
+from common.spec import Weighting as WeightingConfig
 from meta.famo import FamoWeighting
 from meta.progress import SuccessWindows, progress_distribution
 

@@ -6,32 +6,10 @@ from collections.abc import Sequence
 
 import gymnasium as gym
 import numpy as np
-import torch
 
-from agent.networks import Actor
-from agent.normalizer import ObservationEncoder
-from observer.envs import TaskShape, family_of
-from observer.messages import EpisodeBatch, PolicySnapshot
-
-
-class Policy:
-    """Actor + encoder on the CPU; acts on raw observations of any task in the run."""
-
-    def __init__(self, encoder: ObservationEncoder, actor: Actor) -> None:
-        self.encoder, self.actor = encoder, actor
-        self.version = 0
-
-    def load(self, snapshot: PolicySnapshot) -> None:
-        """Adopt the weights and normalizer statistics of ``snapshot``."""
-        self.actor.load_state_dict(snapshot.actor)
-        self.encoder.load_state_dict(snapshot.encoder)
-        self.version = snapshot.version
-
-    @torch.no_grad()
-    def act(self, task: int, obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
-        """Deterministic actions for a batch of raw observations of ``task``."""
-        x = torch.from_numpy(self.encoder.encode(task, obs, goal))
-        return self.actor(x).numpy()
+from common.envs import TaskShape, family_of
+from common.messages import EpisodeBatch
+from common.policy import Policy
 
 
 def explore(

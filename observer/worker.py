@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.distributed.rpc as rpc
 
-from agent.model import build_policy, task_shapes
-from agent.rpc_group import AGENT_NAME, is_member, join_group, observer_name
-from agent.spec import Spec, validate_spec
-from observer.messages import Order, OrderResult
+from common.messages import Order, OrderResult
+from common.policy import build_policy, task_shapes
+from common.rpc_group import AGENT_NAME, is_member, join_group, observer_name
+from common.spec import Spec, validate_spec
 from observer.rollout import Rollout
 
 
@@ -106,8 +106,8 @@ def run_observer(
     process group is the agent's to handle, and it stops its observers itself.
 
     Returns whether the agent ended the run (rather than vanished or dropped this
-    observer). Raises :class:`agent.rpc_group.NameTaken` if an observer of this rank is
-    still in the run, :class:`agent.rpc_group.JoinFailed` if joining failed.
+    observer). Raises :class:`common.rpc_group.NameTaken` if an observer of this rank is
+    still in the run, :class:`common.rpc_group.JoinFailed` if joining failed.
     """
     global _SERVICE
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when to stop

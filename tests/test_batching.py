@@ -7,10 +7,10 @@ import pytest
 
 from agent.batching import MultiTaskBatcher, split_batch
 from agent.her import HerSampler
-from agent.normalizer import ObservationEncoder
 from agent.replay import EpisodeReplay
-from observer.envs import TaskShape
-from observer.messages import EpisodeBatch
+from common.envs import TaskShape
+from common.messages import EpisodeBatch
+from common.normalizer import ObservationEncoder
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import pytest
 
 from agent.her import HerSampler
 from agent.replay import EpisodeReplay
-from observer.envs import TaskShape, family_of
-from observer.messages import EpisodeBatch
+from common.envs import TaskShape, family_of
+from common.messages import EpisodeBatch
 
 HORIZON = 10
 SHAPE = TaskShape(obs_dim=2, goal_dim=3, action_dim=1, horizon=HORIZON)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.machine import check_local_observers_fit, observer_memory_bytes
-from agent.spec import SpecError, validate_spec
+from common.spec import SpecError, validate_spec
 from tests.conftest import run_main
 
 

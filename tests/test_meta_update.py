@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from agent.spec import Learner, Meta
+from agent.meta_update import MetaUpdater, fomaml_gradient, reptile_step
 from agent.td3 import Batch, TD3Learner
-from meta.meta_update import MetaUpdater, fomaml_gradient, reptile_step
+from common.spec import Learner, Meta
 from tests.test_td3 import make_batch, params
 
 

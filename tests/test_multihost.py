@@ -151,7 +151,7 @@ def test_agent_listens_only_on_the_address_it_is_given(hosts: dict[str, str]) ->
     """The rendezvous port is bound to the agent's address, not to every interface."""
     ns, addr = hosts["agent"].split("|")
     code = (
-        "import socket, sys; from agent.rpc_group import _bound_tcp_rendezvous; "
+        "import socket, sys; from common.rpc_group import _bound_tcp_rendezvous; "
         f"s = next(_bound_tcp_rendezvous('boundtcp://{addr}:29632?rank=0&world_size=1')); "
         "import subprocess; print(subprocess.run(['ss','-ltn'],capture_output=True,"
         "text=True).stdout)"

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from agent.networks import (
+from agent.transfer import transfer_state
+from common.networks import (
     Actor,
     Critic,
     build_actor,
@@ -14,8 +15,7 @@ from agent.networks import (
     freeze,
     task_specific_parameter_names,
 )
-from agent.spec import Model
-from agent.transfer import transfer_state
+from common.spec import Model
 
 OBS, GOAL, ACTION, HIDDEN, RANK = 10, 3, 4, [32, 24], 4
 ARCHS = ["onehot", "multihead", "ptsl", "lora"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.normalizer import ObservationEncoder, RunningNormalizer
-from observer.envs import TaskShape
+from common.envs import TaskShape
+from common.normalizer import ObservationEncoder, RunningNormalizer
 
 
 def test_running_stats_match_numpy_over_many_batches() -> None:

@@ -7,8 +7,8 @@ import os
 import numpy as np
 import torch
 
-from agent.spec import validate_spec
-from observer.messages import Order, PolicySnapshot
+from common.messages import Order, PolicySnapshot
+from common.spec import validate_spec
 from observer.rollout import explore
 from observer.worker import ObserverService
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel
 
-from agent.spec import Spec
+from common.spec import Spec
 
 REPO = Path(__file__).resolve().parents[1]
 

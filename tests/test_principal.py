@@ -11,8 +11,8 @@ import pytest
 import agent.principal as principal_module
 from agent.metrics import MetricsPipeline
 from agent.principal import Principal, RunError
-from agent.spec import validate_spec
-from observer.messages import EpisodeBatch, Order, OrderResult
+from common.messages import EpisodeBatch, Order, OrderResult
+from common.spec import validate_spec
 from tests.conftest import ListSink
 
 

@@ -10,9 +10,9 @@ from agent.checkpoint import load_checkpoint
 from agent.principal import Principal
 from agent.replay import EpisodeReplay
 from agent.replay_store import ReplayChunks
-from agent.spec import validate_spec
-from observer.envs import TaskShape
-from observer.messages import EpisodeBatch
+from common.envs import TaskShape
+from common.messages import EpisodeBatch
+from common.spec import validate_spec
 
 SHAPE = TaskShape(obs_dim=2, goal_dim=3, action_dim=1, horizon=4)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch.distributed as dist
 
-from agent.rpc_group import RENDEZVOUS_SCHEME, free_port
-from agent.spec import Spec
+from common.rpc_group import RENDEZVOUS_SCHEME, free_port
+from common.spec import Spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,8 +37,8 @@ def test_single_process_rendezvous_serves_a_store() -> None:
 IDLE_ENDPOINT = """
 import sys, time
 import torch.distributed.rpc as rpc
-from agent import rpc_group
-from agent.rpc_group import free_port
+from common import rpc_group
+from common.rpc_group import free_port
 rpc_group.start_group("127.0.0.1", free_port("127.0.0.1"), 30, sys.argv[1])
 time.sleep(1.0)
 start = time.process_time()
@@ -69,7 +69,7 @@ SLOW_JOINER = """
 import sys, time
 import torch.distributed.rpc as rpc
 from torch.distributed.rpc import backend_registry
-from agent import rpc_group
+from common import rpc_group
 
 register_everywhere = backend_registry._set_devices_and_reverse_device_map
 
@@ -89,8 +89,8 @@ AGENT_WATCHING_A_SLOW_JOIN = """
 import operator, subprocess, sys, time
 import torch.distributed.rpc as rpc
 from torch.distributed.rpc import api
-from agent import rpc_group
-from agent.rpc_group import free_port
+from common import rpc_group
+from common.rpc_group import free_port
 
 port = free_port("127.0.0.1")
 rpc_group.start_group("127.0.0.1", port, 30)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from agent.spec import Scheduler
+from common.spec import Scheduler
 from meta.scheduler import build_scheduler
 
 TASKS = ["solved", "learnable", "coin"]

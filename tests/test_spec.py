@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from agent.spec import SpecError, load_spec
+from common.spec import SpecError, load_spec
 from tests.conftest import run_main
 
 VALID = """

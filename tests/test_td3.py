@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from agent.checkpoint import load_checkpoint, save_checkpoint
-from agent.spec import Learner
 from agent.td3 import Batch, TD3Learner, combine, per_task_mean, task_counts, td3_target
+from common.spec import Learner
 
 
 def test_target_uses_min_of_twin_critics_and_discount() -> None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from agent.training_window import TrainingWindow
-from observer.messages import EpisodeBatch
+from common.messages import EpisodeBatch
 
 TASKS = ["FetchPush-v4", "FetchSlide-v4"]
 

@@ -162,7 +162,7 @@ def test_loss_weighting_follows_the_running_mean_loss_and_ignores_absent_tasks()
 
 
 def test_learning_progress_weighting_favours_the_task_whose_success_changes() -> None:
-    from agent.spec import Scheduler, Weighting
+    from common.spec import Scheduler, Weighting
     from meta.weighting import build_weighting
 
     weighting = build_weighting(Weighting(name="learning_progress"), 2,

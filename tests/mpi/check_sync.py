@@ -15,8 +15,8 @@ import torch
 from mpi4py import MPI
 
 from agent.mpi import GradientAverager, flat_parameters
-from agent.spec import Learner
 from agent.td3 import Batch, TD3Learner
+from common.spec import Learner
 
 comm = MPI.COMM_WORLD
 rank = comm.Get_rank()

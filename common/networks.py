@@ -1,6 +1,6 @@
 """Actor and critic MLPs over the encoded (obs, goal, task) input, with optional per-task parts.
 
-Architectures (``agent.spec.Model.arch``):
+Architectures (``common.spec.Model.arch``):
 
 - ``onehot``: a shared ReLU MLP; the task is only the one-hot at the end of the input.
 - ``multihead``: shared hidden layers, one output layer per task.
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agent.spec import Model
+from common.spec import Model
 
 Arch = Literal["onehot", "multihead", "ptsl", "lora"]
 FreezeMode = Literal["none", "hidden", "shared"]

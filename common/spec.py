@@ -243,7 +243,7 @@ class Spec(_Section):
     @field_validator("tasks")
     @classmethod
     def _known_distinct_tasks(cls, tasks: list[str]) -> list[str]:
-        from observer.envs import known_task_ids
+        from common.envs import known_task_ids
 
         known = known_task_ids()
         for task in tasks:

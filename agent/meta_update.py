@@ -29,8 +29,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from agent.spec import Meta as MetaConfig
 from agent.td3 import Batch, TD3Learner
+from common.spec import Meta as MetaConfig
 
 Metrics = dict[str, torch.Tensor]
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from observer.envs import TaskShape
+from common.envs import TaskShape
 
 
 class RunningNormalizer:

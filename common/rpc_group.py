@@ -32,7 +32,7 @@ from torch.distributed.rendezvous import register_rendezvous_handler
 from torch.distributed.rpc import api
 from torch.distributed.rpc._utils import _group_membership_management
 
-from agent.netif import pin_interfaces
+from common.netif import pin_interfaces
 
 AGENT_NAME = "agent"
 
