@@ -21,16 +21,14 @@ import torch
 
 from agent.checkpoint import LATEST, save_checkpoint
 from agent.learner_ranks import RankGroup, replay_root, shard_capacity
-from agent.meta_update import MetaUpdater
 from agent.metrics import MetricsPipeline, Record
 from agent.model import build_batcher, build_learner
 from agent.mpi import GradientAverager
-from agent.prefetch import BatchPrefetcher
 from agent.replay_store import ReplayChunks
 from agent.strategies import TaskStrategies
-from agent.td3 import Batch
 from agent.training_window import TrainingWindow
 from agent.transport import Transport, in_daemon_thread
+from agent.updater import build_updater
 from common.messages import EpisodeBatch, Order, OrderResult, PolicySnapshot
 from common.policy import build_encoder, task_shapes
 from common.spec import Spec
@@ -82,11 +80,7 @@ class Principal:
         self.replay_episodes_by_rank: list[list[int]] | None = None
         """Replay counts of ranks 1..N-1 at the last checkpoint (MPI runs)."""
         self.strategies = TaskStrategies(spec)
-        self.meta = MetaUpdater(self.learner, spec.meta) if spec.meta.update != "none" else None
-        self.prefetcher = (BatchPrefetcher(self._sample, self.learner)
-                           if spec.learner.prefetch and group is None and self.meta is None
-                           else None)
-        """Prepares the next batch on a second thread (one learner rank, joint update)."""
+        self.updater = build_updater(spec, self.learner, self.batcher, self.encoder, group)
         # counters (checkpointed)
         self.env_steps = 0
         self.episodes = 0
@@ -130,7 +124,6 @@ class Principal:
         self._force_stop: asyncio.Event | None = None
         self._episode_queue: asyncio.Queue[tuple[OrderResult, int, bool] | None] | None = None
         self._last_eval_steps = -1
-        self._encoder_changed = False
 
     # ----------------------------------------------------------------- state
     def wall_time(self) -> float:
@@ -143,7 +136,7 @@ class Principal:
             "learner": self.learner.state_dict(),
             "encoder": self.encoder.state_dict(),
             "strategies": self.strategies.state_dict(),
-            "meta": self.meta.state_dict() if self.meta else {},
+            "meta": self.updater.state_dict(),
             "counters": {
                 "env_steps": self.env_steps,
                 "episodes": self.episodes,
@@ -166,8 +159,7 @@ class Principal:
         self.encoder.load_state_dict(state["encoder"])
         if "strategies" in state:  # checkpoints before the strategies have none
             self.strategies.load_state_dict(state["strategies"])
-        if self.meta is not None and state.get("meta"):
-            self.meta.load_state_dict(state["meta"])
+        self.updater.load_state_dict(state.get("meta", {}))
         counters = state["counters"]
         self.env_steps = int(counters["env_steps"])
         self.episodes = int(counters["episodes"])
@@ -289,8 +281,7 @@ class Principal:
 
     async def _finish(self) -> Record:
         """Final checkpoint, the end record, metrics flushed."""
-        if self.prefetcher is not None:
-            self.prefetcher.close()
+        self.updater.close()
         try:
             self.checkpoint()
         except Exception as exc:  # a full disk must not cost the end line
@@ -560,7 +551,7 @@ class Principal:
             self.replays[task].add(batch)
         goals = np.concatenate([batch.achieved_goal, batch.desired_goal], axis=1)
         self.encoder.update(task, batch.obs, goals)
-        self._encoder_changed = True
+        self.updater.encoder_updated()
         self.strategies.episodes_arrived(batch, noise_free)
         self.env_steps += batch.env_steps
         self.episodes += batch.num_episodes
@@ -594,24 +585,11 @@ class Principal:
 
     def _update_once(self) -> None:
         shares, task_weights = self.strategies.batch_shares(), self.strategies.weights()
-        weights = torch.as_tensor(task_weights)
         before = self.learner.updates
-        if self.meta is not None:
-            out = self._meta_update(shares, weights)
-        elif self.group is None:
-            batch, target = (self.prefetcher.next(shares) if self.prefetcher is not None
-                             else (self._sample(shares), None))
-            out = self.learner.update(batch, weights, target=target)
-        else:
-            if self._encoder_changed:
-                self.group.encoder_changed(self.encoder.state_dict())
-                self._encoder_changed = False
-            self.group.update(shares, task_weights)
-            with self.group.abort_on_error():  # the other ranks wait inside the Allreduce
-                out = self.learner.update(self._sample(shares), weights)
+        out = self.updater.update(shares, task_weights)
         self.strategies.update_done(out, task_weights)
         del out["tasks/present"]
-        self._window.add_update(out, weights)
+        self._window.add_update(out, torch.as_tensor(task_weights))
         after = self.learner.updates
 
         def crossed(every: int) -> bool:
@@ -621,18 +599,6 @@ class Principal:
             self._snapshot = self._take_snapshot()
         if crossed(self.spec.metrics.every_updates):
             self.metrics.emit(self._train_record())
-
-    def _sample(self, shares: np.ndarray) -> Batch:
-        return self.batcher.sample(self.spec.learner.batch_size, shares).to(self.learner.device)
-
-    def _meta_update(self, shares: np.ndarray, weights: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One Reptile/FOMAML step over the tasks with a batch share and stored data."""
-        assert self.meta is not None
-        tasks = np.flatnonzero((shares > 0) & self.batcher.available()).tolist()
-        if not tasks:  # shares only name tasks without data yet: train on what there is
-            tasks = np.flatnonzero(self.batcher.available()).tolist()
-        return self.meta.step(tasks, lambda task: self._sample(np.eye(len(shares))[task]),
-                              weights)
 
     def refresh_snapshot(self) -> None:
         """Send observers the current weights with their next order (after a transfer)."""
