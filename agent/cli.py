@@ -231,7 +231,7 @@ def _run_train(argv: list[str]) -> int:
             comm.bcast(None, root=0)  # the other learner ranks exit too
         raise
     from agent.launcher import train_agent, train_local
-    from agent.principal import RunError
+    from agent.run_signals import RunError
 
     print(f"run directory: {run_dir}", file=sys.stderr)
     try:

@@ -17,7 +17,8 @@ import torch.distributed.rpc as rpc
 
 from agent.learner_ranks import RankGroup
 from agent.metrics import MetricsPipeline, Record
-from agent.principal import Principal, RunError
+from agent.principal import Principal
+from agent.run_signals import RunError
 from agent.sinks import JsonlSink, ProgressSink, TensorBoardSink, WandbSink
 from agent.transfer import apply_transfer
 from agent.transport import RpcTransport
@@ -150,7 +151,7 @@ def _serve(principal: Principal, endpoint: Endpoint, local: LocalObservers | Non
         raise RunError(f"cannot start the run at {endpoint.addr}:{endpoint.port}: {exc}") from exc
     try:
         try:
-            rpc_group.wait_for_members(principal.observers, timeout,
+            rpc_group.wait_for_members(principal.pool.names, timeout,
                                        lambda: bool(local and local.exited()))
         except TimeoutError as exc:
             exited = local.exited() if local is not None else []

@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import agent.principal as principal_module
+import agent.observer_pool as observer_pool
 from agent.metrics import MetricsPipeline
-from agent.principal import Principal, RunError
+from agent.principal import Principal
+from agent.run_signals import RunError
 from common.messages import EpisodeBatch, Order, OrderResult
+from common.policy import task_shapes
 from common.spec import validate_spec
 from tests.conftest import ListSink
 
@@ -73,8 +75,9 @@ class ScriptedTransport:
 
 def make_principal(
     tmp_path: Path, budget: int, delay: dict, failing: set, noise_free_share: float = 0.0,
-    **sections,
+    replaced: bool = False, **sections,
 ) -> tuple:
+    """A principal over a scripted transport; ``replaced``: lost observers are replaced."""
     spec = validate_spec({
         **sections,
         "scheduler": {"noise_free_share": noise_free_share, **sections.get("scheduler", {})},
@@ -87,10 +90,10 @@ def make_principal(
                     "wandb": {"mode": "disabled"}},
     }, "test")
     sink = ListSink()
-    principal = Principal(spec, tmp_path, None, list(delay), MetricsPipeline([sink], 100))
-    transport = ScriptedTransport(delay, failing, dict(zip(spec.tasks, principal.shapes,
+    transport = ScriptedTransport(delay, failing, dict(zip(spec.tasks, task_shapes(spec.tasks),
                                                           strict=True)))
-    principal.transport = transport
+    principal = Principal(spec, tmp_path, transport, list(delay), MetricsPipeline([sink], 100),
+                          replace_observer=transport.replace if replaced else None)
     return principal, transport, sink
 
 
@@ -112,10 +115,9 @@ def test_work_of_an_observer_lost_after_the_budget_was_dispatched_is_collected(
 def test_a_replaced_observer_gets_work_and_fresh_weights_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(principal_module, "REJOIN_POLL_S", 0.01)
+    monkeypatch.setattr(observer_pool, "REJOIN_POLL_S", 0.01)
     principal, transport, sink = make_principal(
-        tmp_path, budget=3000, delay={"A": 0.01, "B": 0.02}, failing={"B"})
-    principal.replace_observer = transport.replace
+        tmp_path, budget=3000, delay={"A": 0.01, "B": 0.02}, failing={"B"}, replaced=True)
     end = asyncio.run(asyncio.wait_for(principal.run(), timeout=60))
     assert end["env_steps"] == 3000
     assert (end["observers_lost"], end["observers_rejoined"]) == (1, 1)
@@ -131,11 +133,10 @@ def test_a_replacement_waits_until_the_old_process_has_no_order_left(
 ) -> None:
     """B's first order fails at once, its second only after 1 s: the replacement must not
     get work (and its failure count as its own) before then."""
-    monkeypatch.setattr(principal_module, "REJOIN_POLL_S", 0.01)
+    monkeypatch.setattr(observer_pool, "REJOIN_POLL_S", 0.01)
     principal, transport, sink = make_principal(
-        tmp_path, budget=6000, delay={"A": 0.02, "B": 0.02}, failing={"B"})
+        tmp_path, budget=6000, delay={"A": 0.02, "B": 0.02}, failing={"B"}, replaced=True)
     transport.fail_delays["B"] = [0.01, 1.0]
-    principal.replace_observer = transport.replace
     end = asyncio.run(asyncio.wait_for(principal.run(), timeout=60))
     rejoined = next(r for r in sink.records if r["event"] == "observer_rejoined")
     assert rejoined["down_s"] >= 0.9
@@ -145,10 +146,9 @@ def test_a_replacement_waits_until_the_old_process_has_no_order_left(
 def test_the_only_observer_lost_and_replaced_finishes_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(principal_module, "REJOIN_POLL_S", 0.01)
-    principal, transport, _ = make_principal(
-        tmp_path, budget=1500, delay={"A": 0.01}, failing={"A"})
-    principal.replace_observer = transport.replace
+    monkeypatch.setattr(observer_pool, "REJOIN_POLL_S", 0.01)
+    principal, _, _ = make_principal(
+        tmp_path, budget=1500, delay={"A": 0.01}, failing={"A"}, replaced=True)
     end = asyncio.run(asyncio.wait_for(principal.run(), timeout=60))
     assert end["env_steps"] == 1500 and "error" not in end
     assert (end["observers_lost"], end["observers_rejoined"]) == (1, 1)
@@ -209,7 +209,7 @@ def test_collection_stays_within_collect_ahead_of_what_the_learner_consumed(
     def watched(observer: str, order: Order) -> asyncio.Future:
         steps = sum(n * 50 for _, n in order.tasks)  # FetchReach episodes are 50 steps
         consumed = max(cfg.start_after_env_steps, principal.learner.updates / 0.5)
-        ahead.append(principal.env_steps + principal.pending_steps - steps - consumed)
+        ahead.append(principal.env_steps + principal.dispatch.pending_steps - steps - consumed)
         return submit(observer, order)
 
     transport.submit = watched
