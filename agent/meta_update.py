@@ -29,10 +29,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from agent.td3 import Batch, TD3Learner
+from agent.td3 import Batch, TD3Learner, UpdateResult
 from common.spec import Meta as MetaConfig
-
-Metrics = dict[str, torch.Tensor]
 
 
 def _task_shares(tasks: Sequence[int], weights: Sequence[float] | None) -> list[float]:
@@ -111,12 +109,12 @@ class MetaUpdater:
 
     def step(
         self, tasks: Sequence[int], sample: Callable[[int], Batch], weights: torch.Tensor
-    ) -> Metrics:
+    ) -> UpdateResult:
         """``sample(task)`` gives a batch of one task; ``weights`` (per task) weight the outer
-        mean. Returns metrics averaged over the inner updates (per-task vectors hold each
-        task's own inner updates)."""
+        mean. Returns the inner updates as one (per-task values hold each task's own inner
+        updates)."""
         learner, cfg = self.learner, self.config
-        outs: list[Metrics] = []
+        outs: list[UpdateResult] = []
         before = learner.updates
 
         def adapt(task: int) -> None:
@@ -139,7 +137,7 @@ class MetaUpdater:
         every = learner.config.target_update_every
         for _ in range(learner.updates // every - before // every):
             learner.soft_update()
-        return merge_metrics(outs)
+        return UpdateResult.mean(outs)
 
     def state_dict(self) -> dict:
         return {"outer": self.outer.state_dict(),
@@ -148,20 +146,3 @@ class MetaUpdater:
     def load_state_dict(self, state: dict) -> None:
         self.outer.load_state_dict(state["outer"])
         self.inner_updates = {int(k): int(v) for k, v in state["inner_updates"].items()}
-
-
-def merge_metrics(outs: Sequence[Metrics]) -> Metrics:
-    """Mean of each key over the updates that reported it; per-task vectors are averaged
-    per task over the updates in which that task was present."""
-    present = torch.stack([out["tasks/present"] for out in outs])
-    merged: Metrics = {"tasks/present": present.amax(0)}
-    for key in outs[0].keys() | {k for out in outs for k in out}:
-        if key == "tasks/present":
-            continue
-        rows = [(out[key], out["tasks/present"]) for out in outs if key in out]
-        if key.endswith("_per_task"):
-            total = sum(value * mask for value, mask in rows)
-            merged[key] = total / sum(mask for _, mask in rows).clamp_min(1)
-        else:
-            merged[key] = torch.stack([value for value, _ in rows]).mean()
-    return merged

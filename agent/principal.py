@@ -336,10 +336,9 @@ class Principal:
     def _update_once(self) -> None:
         shares, task_weights = self.strategies.batch_shares(), self.strategies.weights()
         before = self.learner.updates
-        out = self.updater.update(shares, task_weights)
-        self.strategies.update_done(out, task_weights)
-        del out["tasks/present"]
-        self._window.add_update(out, torch.as_tensor(task_weights))
+        result = self.updater.update(shares, task_weights)
+        self.strategies.update_done(result, task_weights)
+        self._window.add_update(result, torch.as_tensor(task_weights))
         after = self.learner.updates
         if crossed(before, after, self.spec.collect.weights_every_updates):
             self._snapshot = self._take_snapshot()

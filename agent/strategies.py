@@ -4,8 +4,8 @@ what each task got since the last evaluation (``collect_share``, ``weight``)."""
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from agent.td3 import UpdateResult
 from common.messages import EpisodeBatch
 from common.spec import Spec
 from meta.scheduler import build_scheduler
@@ -60,15 +60,15 @@ class TaskStrategies:
             self.scheduler.record_success(batch.task, batch.success)
             self.weighting.record_success(task, batch.success)
 
-    def update_done(self, out: dict[str, torch.Tensor], weights: np.ndarray) -> None:
+    def update_done(self, result: UpdateResult, weights: np.ndarray) -> None:
         """Feedback from one learner update (its per-task critic losses), and the weights it
         gave each task (``weights`` renormalized over the tasks in its batch)."""
-        present = out["tasks/present"].cpu().numpy() > 0
+        present = result.tasks_present.cpu().numpy() > 0
         effective = np.where(present, weights, 0.0)
         self._weight_sum += effective / max(effective.sum(), 1e-12)
         self._updates += 1
         if self.wants_losses:
-            losses = out["losses/critic_per_task"].cpu().numpy().astype(float)
+            losses = result.critic_loss_per_task.cpu().numpy().astype(float)
             self.weighting.record_losses(np.where(present, losses, np.nan))
 
     def eval_fields(self) -> dict[str, dict[str, float]]:

@@ -37,6 +37,65 @@ class Batch:
         return Batch(*(t.to(device, non_blocking=True) for t in vars(self).values()))
 
 
+@dataclass
+class UpdateResult:
+    """What one learner update reports. Detached tensors on the learner's device (callers
+    decide when to pay for a sync); ``*_per_task`` vectors have one entry per task, and
+    ``tasks_present`` marks the tasks that had rows in the batch."""
+
+    critic_loss: torch.Tensor
+    critic_loss_per_task: torch.Tensor
+    q_mean: torch.Tensor
+    q_mean_per_task: torch.Tensor
+    target_mean: torch.Tensor
+    tasks_present: torch.Tensor
+    actor_loss: torch.Tensor | None = None
+    """None when this update left the actor alone (TD3's policy delay)."""
+    actor_loss_per_task: torch.Tensor | None = None
+
+    def scalars(self) -> dict[str, torch.Tensor]:
+        """Joint values by metric name."""
+        named = {"losses/critic": self.critic_loss, "q/mean": self.q_mean,
+                 "q/target_mean": self.target_mean}
+        if self.actor_loss is not None:
+            named["losses/actor"] = self.actor_loss
+        return named
+
+    def per_task(self) -> dict[str, torch.Tensor]:
+        """Per-task vectors by metric name (recorded as ``<name>/<task>``)."""
+        named = {"losses/critic": self.critic_loss_per_task, "q/mean": self.q_mean_per_task}
+        if self.actor_loss_per_task is not None:
+            named["losses/actor"] = self.actor_loss_per_task
+        return named
+
+    @staticmethod
+    def mean(results: list[UpdateResult]) -> UpdateResult:
+        """Several updates as one: joint values averaged over the updates that report
+        them, per-task values over the updates in which that task was present."""
+
+        def joint(values: list[torch.Tensor | None]) -> torch.Tensor | None:
+            kept = [v for v in values if v is not None]
+            return torch.stack(kept).mean() if kept else None
+
+        def per_task(values: list[torch.Tensor | None]) -> torch.Tensor | None:
+            rows = [(v, r.tasks_present) for v, r in zip(values, results, strict=True)
+                    if v is not None]
+            if not rows:
+                return None
+            return sum(v * mask for v, mask in rows) / sum(m for _, m in rows).clamp_min(1)
+
+        return UpdateResult(
+            critic_loss=joint([r.critic_loss for r in results]),
+            critic_loss_per_task=per_task([r.critic_loss_per_task for r in results]),
+            q_mean=joint([r.q_mean for r in results]),
+            q_mean_per_task=per_task([r.q_mean_per_task for r in results]),
+            target_mean=joint([r.target_mean for r in results]),
+            tasks_present=torch.stack([r.tasks_present for r in results]).amax(0),
+            actor_loss=joint([r.actor_loss for r in results]),
+            actor_loss_per_task=per_task([r.actor_loss_per_task for r in results]),
+        )
+
+
 def per_task_mean(values: torch.Tensor, task: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """Mean of ``values`` over the rows of each task (0 for a task with no rows);
     ``counts`` are the rows per task (:func:`task_counts`)."""
@@ -114,14 +173,13 @@ class TD3Learner:
     def update(
         self, batch: Batch, task_weights: torch.Tensor, update_targets: bool = True,
         update_actor: bool | None = None, target: torch.Tensor | None = None,
-    ) -> dict[str, torch.Tensor]:
+    ) -> UpdateResult:
         """One TD3 step on ``batch``; per-task losses combined with ``task_weights``.
 
         ``target``: the batch's TD targets when computed ahead (:meth:`td_target`, on another
         thread); computed here otherwise.
 
-        Returns detached tensors (per-task vectors where noted) so callers decide when to
-        pay for a device sync. Meta-update inner steps pass ``update_targets=False`` (targets
+        Meta-update inner steps pass ``update_targets=False`` (targets
         stay shared) and decide ``update_actor`` themselves (default: every
         ``policy_delay``-th update).
         """
@@ -135,14 +193,14 @@ class TD3Learner:
         self.grad_sync(self.critics)
         self.critic_opt.step()
         self.updates += 1
-        metrics = {
-            "losses/critic": critic_loss.detach(),
-            "losses/critic_per_task": critic_per_task.detach(),
-            "q/mean": q.mean(),
-            "q/mean_per_task": per_task_mean(q, batch.task, counts),
-            "q/target_mean": target.mean(),
-            "tasks/present": present,
-        }
+        result = UpdateResult(
+            critic_loss=critic_loss.detach(),
+            critic_loss_per_task=critic_per_task.detach(),
+            q_mean=q.mean(),
+            q_mean_per_task=per_task_mean(q, batch.task, counts),
+            target_mean=target.mean(),
+            tasks_present=present,
+        )
         if update_actor is None:
             update_actor = self.updates % self.actor_delay == 0
         if update_actor:
@@ -151,11 +209,11 @@ class TD3Learner:
             actor_loss = self._backward(actor_per_task, weights, present, self.actor)
             self.grad_sync(self.actor)
             self.actor_opt.step()
-            metrics["losses/actor"] = actor_loss.detach()
-            metrics["losses/actor_per_task"] = actor_per_task.detach()
+            result.actor_loss = actor_loss.detach()
+            result.actor_loss_per_task = actor_per_task.detach()
         if update_targets and self.updates % cfg.target_update_every == 0:
             self.soft_update()
-        return metrics
+        return result
 
     def gradients(self, batch: Batch, task_weights: torch.Tensor) -> list[torch.Tensor]:
         """Gradients of the weighted critic and actor losses at the current weights, in the

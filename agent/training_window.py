@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from agent.td3 import UpdateResult
 from common.messages import EpisodeBatch
 
 
@@ -24,17 +25,27 @@ class TrainingWindow:
         self.lag: list[int] = []
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}
+        self.task_sums: dict[str, torch.Tensor] = {}
+        """Per-task vectors by metric name, recorded as ``<name>/<task>``."""
+        self.task_counts: dict[str, int] = {}
 
     def add_episodes(self, task: int, batch: EpisodeBatch, current_version: int) -> None:
         self.steps += batch.env_steps
         self.success[task].append(batch.success)
         self.lag.append(current_version - batch.policy_version)
 
-    def add_update(self, out: dict[str, torch.Tensor], weights: torch.Tensor) -> None:
+    def add_update(self, result: UpdateResult, weights: torch.Tensor) -> None:
+        """One update's values, and the loss weight it gave each task."""
         self.updates += 1
-        for key, value in {**out, "weights_per_task": weights}.items():
-            self.sums[key] = self.sums[key] + value if key in self.sums else value.clone()
-            self.counts[key] = self.counts.get(key, 0) + 1
+        self._add(self.sums, self.counts, result.scalars())
+        self._add(self.task_sums, self.task_counts, {**result.per_task(), "weights": weights})
+
+    @staticmethod
+    def _add(sums: dict[str, torch.Tensor], counts: dict[str, int],
+             values: dict[str, torch.Tensor]) -> None:
+        for key, value in values.items():
+            sums[key] = sums[key] + value if key in sums else value.clone()
+            counts[key] = counts.get(key, 0) + 1
 
     def flush(self, tasks: Sequence[str], now: float) -> dict[str, float]:
         """Means since the last flush, namespaced metric keys; then start a new window."""
@@ -46,12 +57,10 @@ class TrainingWindow:
         if self.lag:
             record["perf/policy_lag_updates"] = float(np.mean(self.lag))
         for key, total in self.sums.items():
-            mean = (total / self.counts[key]).cpu()
-            if key.endswith("_per_task"):
-                base = key.removesuffix("_per_task")
-                record.update({f"{base}/{t}": float(v) for t, v in zip(tasks, mean, strict=True)})
-            else:
-                record[key] = float(mean)
+            record[key] = float((total / self.counts[key]).cpu())
+        for key, total in self.task_sums.items():
+            mean = (total / self.task_counts[key]).cpu()
+            record.update({f"{key}/{t}": float(v) for t, v in zip(tasks, mean, strict=True)})
         for task, values in zip(tasks, self.success, strict=True):
             if values:
                 record[f"collect/success_rate/{task}"] = float(np.concatenate(values).mean())

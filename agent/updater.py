@@ -17,7 +17,7 @@ from agent.batching import MultiTaskBatcher
 from agent.learner_ranks import RankGroup
 from agent.meta_update import MetaUpdater
 from agent.prefetch import BatchPrefetcher
-from agent.td3 import Batch, TD3Learner
+from agent.td3 import Batch, TD3Learner, UpdateResult
 from common.normalizer import ObservationEncoder
 from common.spec import Spec
 
@@ -28,8 +28,8 @@ Sample = Callable[[np.ndarray], Batch]
 class Updater(Protocol):
     """Makes one learner update from batch shares and task weights."""
 
-    def update(self, shares: np.ndarray, task_weights: np.ndarray) -> dict[str, torch.Tensor]:
-        """One update; the learner's outputs (losses, Q means, per task and joint)."""
+    def update(self, shares: np.ndarray, task_weights: np.ndarray) -> UpdateResult:
+        """One update and what it reports."""
         ...
 
     def encoder_updated(self) -> None:
@@ -54,7 +54,7 @@ class LocalUpdater:
         self.learner, self.sample = learner, sample
         self.prefetcher = BatchPrefetcher(sample, learner) if prefetch else None
 
-    def update(self, shares: np.ndarray, task_weights: np.ndarray) -> dict[str, torch.Tensor]:
+    def update(self, shares: np.ndarray, task_weights: np.ndarray) -> UpdateResult:
         batch, target = (self.prefetcher.next(shares) if self.prefetcher is not None
                          else (self.sample(shares), None))
         return self.learner.update(batch, torch.as_tensor(task_weights), target=target)
@@ -83,7 +83,7 @@ class RankUpdater(LocalUpdater):
         self.group, self.encoder = group, encoder
         self._encoder_changed = False
 
-    def update(self, shares: np.ndarray, task_weights: np.ndarray) -> dict[str, torch.Tensor]:
+    def update(self, shares: np.ndarray, task_weights: np.ndarray) -> UpdateResult:
         if self._encoder_changed:
             self.group.encoder_changed(self.encoder.state_dict())
             self._encoder_changed = False
@@ -103,7 +103,7 @@ class MetaStepUpdater(LocalUpdater):
         super().__init__(learner, sample, prefetch=False)
         self.batcher, self.meta = batcher, meta
 
-    def update(self, shares: np.ndarray, task_weights: np.ndarray) -> dict[str, torch.Tensor]:
+    def update(self, shares: np.ndarray, task_weights: np.ndarray) -> UpdateResult:
         available = self.batcher.available()
         tasks = np.flatnonzero((shares > 0) & available).tolist()
         if not tasks:  # shares only name tasks without data yet: train on what there is

@@ -80,8 +80,8 @@ def test_meta_update_keeps_targets_during_inner_steps_and_updates_them_after() -
     targets = params(learner.critics_target)
     out = updater.step([0, 1], lambda task: task_rows(batch, task), torch.tensor([0.5, 0.5]))
     assert torch.equal(params(learner.critics_target), targets)  # 2 updates < 4
-    assert out["losses/critic_per_task"].shape == (2,)
-    assert out["tasks/present"].tolist() == [1.0, 1.0]
+    assert out.critic_loss_per_task.shape == (2,)
+    assert out.tasks_present.tolist() == [1.0, 1.0]
     updater.step([0, 1], lambda task: task_rows(batch, task), torch.tensor([0.5, 0.5]))
     assert not torch.equal(params(learner.critics_target), targets)  # 4 updates: one step
 
@@ -92,9 +92,9 @@ def test_every_tasks_actor_steps_at_its_own_policy_delay() -> None:
     batch = make_batch(64)
     updater = MetaUpdater(learner, Meta(update="reptile", inner_steps=1))
     first = updater.step([0, 1], lambda task: task_rows(batch, task), torch.tensor([0.5, 0.5]))
-    assert "losses/actor_per_task" not in first  # each task's 1st inner update: no actor
+    assert first.actor_loss_per_task is None  # each task's 1st inner update: no actor
     second = updater.step([0, 1], lambda task: task_rows(batch, task), torch.tensor([0.5, 0.5]))
-    assert (second["losses/actor_per_task"] != 0).all()  # both tasks' 2nd: both actors
+    assert (second.actor_loss_per_task != 0).all()  # both tasks' 2nd: both actors
 
 
 def test_reptile_mean_is_weighted_by_the_task_weights() -> None:

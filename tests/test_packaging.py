@@ -64,17 +64,3 @@ def test_readme_documents_every_spec_key() -> None:
     missing = [key for key in spec_keys() if f"`{key}`" not in readme]
     assert not missing, f"README lacks spec keys: {missing}"
 
-
-METRIC_NAME = re.compile(r'"((?:losses|q|perf|queues|metrics|collect)/[a-z_]+|[a-z_/]+_per_task)')
-"""Train-record keys as the code writes them; ``X_per_task`` becomes ``X/<task>``."""
-
-
-def test_readme_documents_every_train_metric() -> None:
-    readme = (REPO / "README.md").read_text()
-    source = "".join(path.read_text() for package in ("agent", "meta", "observer")
-                     for path in sorted((REPO / package).rglob("*.py")))
-    names = {name.removesuffix("_per_task") + "/<task>" if name.endswith("_per_task") else name
-             for name in METRIC_NAME.findall(source)}
-    assert {"perf/updates_per_s", "collect/success_rate", "weights/<task>"} <= names
-    missing = sorted(name for name in names if f"`{name}" not in readme)
-    assert not missing, f"README lacks metrics: {missing}"

@@ -83,6 +83,17 @@ def test_training_metrics_are_streamed(finished_run: Path) -> None:
     assert all(r["perf/policy_lag_updates"] >= 0 for r in train if "perf/policy_lag_updates" in r)
 
 
+def test_readme_documents_every_key_the_train_records_hold(finished_run: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    tasks = ("FetchReach-v4", "FetchPush-v4")
+    keys = {key.replace(tasks[0], "<task>").replace(tasks[1], "<task>")
+            for record in read_metrics(finished_run) if record["event"] == "train"
+            for key in record}
+    assert {"losses/critic/<task>", "weights/<task>", "collect/success_rate/<task>"} <= keys
+    missing = sorted(key for key in keys if f"`{key}`" not in readme)
+    assert not missing, f"README lacks train record keys: {missing}"
+
+
 def test_run_directory_holds_spec_checkpoint_plot_and_tensorboard(finished_run: Path) -> None:
     assert (finished_run / "spec.yaml").is_file()
     assert (finished_run / "checkpoints" / "latest.pt").is_file()

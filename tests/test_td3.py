@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from agent.checkpoint import load_checkpoint, save_checkpoint
-from agent.td3 import Batch, TD3Learner, combine, per_task_mean, task_counts, td3_target
+from agent.td3 import (
+    Batch,
+    TD3Learner,
+    UpdateResult,
+    combine,
+    per_task_mean,
+    task_counts,
+    td3_target,
+)
 from common.spec import Learner
 
 
@@ -60,12 +68,12 @@ def test_actor_updates_only_every_policy_delay_and_targets_every_k() -> None:
     actor0, target0 = params(learner.actor), params(learner.actor_target)
     critic0 = params(learner.critics)
     out = learner.update(make_batch(), torch.tensor([0.5, 0.5]))
-    assert "losses/actor" not in out
+    assert out.actor_loss is None and "losses/actor" not in out.scalars()
     assert torch.equal(params(learner.actor), actor0)
     assert torch.equal(params(learner.actor_target), target0)
     assert not torch.equal(params(learner.critics), critic0)
     out = learner.update(make_batch(seed=1), torch.tensor([0.5, 0.5]))
-    assert "losses/actor" in out
+    assert out.actor_loss is not None and "losses/actor" in out.per_task()
     assert not torch.equal(params(learner.actor), actor0)
     assert not torch.equal(params(learner.actor_target), target0)
 
@@ -87,7 +95,7 @@ def test_soft_update_moves_targets_by_tau_every_k_updates() -> None:
 def test_ddpg_has_one_critic_and_updates_actor_every_step() -> None:
     learner = make_learner(algo="ddpg")
     assert len(learner.critics) == 1
-    assert "losses/actor" in learner.update(make_batch(), torch.tensor([0.5, 0.5]))
+    assert learner.update(make_batch(), torch.tensor([0.5, 0.5])).actor_loss is not None
 
 
 def test_grad_sync_sees_every_network_before_the_step() -> None:
@@ -125,6 +133,24 @@ def test_state_dict_round_trip_restores_networks_and_counter() -> None:
     assert clone.updates == 3
     assert torch.equal(params(clone.actor), params(learner.actor))
     assert torch.equal(params(clone.critics_target), params(learner.critics_target))
+
+
+def test_updates_merge_per_task_values_only_over_updates_where_the_task_was_present() -> None:
+    def result(critic: float, per_task: list[float], present: list[float],
+               actor: float | None = None) -> UpdateResult:
+        zero = torch.tensor(0.0)
+        return UpdateResult(torch.tensor(critic), torch.tensor(per_task), zero,
+                            torch.tensor(per_task), zero, torch.tensor(present),
+                            None if actor is None else torch.tensor(actor),
+                            None if actor is None else torch.tensor(per_task))
+
+    merged = UpdateResult.mean([result(1.0, [2.0, 0.0], [1.0, 0.0]),
+                                result(3.0, [4.0, 6.0], [1.0, 1.0], actor=5.0)])
+    assert merged.critic_loss.item() == 2.0
+    assert merged.critic_loss_per_task.tolist() == [3.0, 6.0]  # task 1 only in the second
+    assert merged.tasks_present.tolist() == [1.0, 1.0]
+    assert merged.actor_loss.item() == 5.0  # only the second moved the actor
+    assert merged.actor_loss_per_task.tolist() == [4.0, 6.0]
 
 
 def test_optimizer_state_survives_a_checkpoint_so_training_continues_identically(

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from agent.td3 import UpdateResult
 from agent.training_window import TrainingWindow
 from common.messages import EpisodeBatch
 
@@ -18,13 +19,19 @@ def batch(success: list[bool], version: int, horizon: int = 50) -> EpisodeBatch:
     return EpisodeBatch("t", zeros, zeros, zeros, zeros, np.array(success), version)
 
 
+def result(critic: float, per_task: list[float] | None = None) -> UpdateResult:
+    per_task_values = torch.tensor(per_task or [critic, critic])
+    zero = torch.tensor(0.0)
+    return UpdateResult(torch.tensor(critic), per_task_values, zero, torch.zeros(2), zero,
+                        torch.ones(2))
+
+
 def test_a_record_holds_means_per_task_names_and_throughput_of_its_window() -> None:
     window = TrainingWindow(len(TASKS))
     window.add_episodes(0, batch([True, False, True, True], version=7), current_version=10)
     window.add_episodes(1, batch([False, False], version=10), current_version=10)
     for critic in (1.0, 3.0):
-        window.add_update({"losses/critic": torch.tensor(critic),
-                           "losses/critic_per_task": torch.tensor([critic, 2 * critic])},
+        window.add_update(result(critic, per_task=[critic, 2 * critic]),
                           weights=torch.tensor([0.25, 0.75]))
     record = window.flush(TASKS, now=window.since + 2.0)
     assert record["perf/env_steps_per_s"] == pytest.approx(6 * 50 / 2.0)
@@ -41,9 +48,9 @@ def test_a_record_holds_means_per_task_names_and_throughput_of_its_window() -> N
 def test_the_next_record_counts_only_what_came_after_the_flush() -> None:
     window = TrainingWindow(len(TASKS))
     window.add_episodes(0, batch([True], version=0), current_version=0)
-    window.add_update({"losses/critic": torch.tensor(5.0)}, weights=torch.tensor([1.0, 0.0]))
+    window.add_update(result(5.0), weights=torch.tensor([1.0, 0.0]))
     window.flush(TASKS, now=window.since + 1.0)
-    window.add_update({"losses/critic": torch.tensor(1.0)}, weights=torch.tensor([1.0, 0.0]))
+    window.add_update(result(1.0), weights=torch.tensor([1.0, 0.0]))
     record = window.flush(TASKS, now=window.since + 4.0)
     assert record["losses/critic"] == 1.0 and record["perf/updates_per_s"] == 0.25
     assert record["perf/env_steps_per_s"] == 0.0
