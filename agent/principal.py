@@ -296,13 +296,15 @@ class Principal:
             await asyncio.sleep(0)
 
     def _store(self, batch: EpisodeBatch, noise_free: bool) -> None:
+        """The one place a task's name becomes its index: replay, normalizer, strategies
+        and the training window all get the index."""
         task = self.tasks.index(batch.task)
         if self.group is None or self.group.route(batch):
             self.replays[task].add(batch)
         goals = np.concatenate([batch.achieved_goal, batch.desired_goal], axis=1)
         self.encoder.update(task, batch.obs, goals)
         self.updater.encoder_updated()
-        self.strategies.episodes_arrived(batch, noise_free)
+        self.strategies.episodes_arrived(task, batch, noise_free)
         self.env_steps += batch.env_steps
         self.episodes += batch.num_episodes
         self._window.add_episodes(task, batch, self.learner.updates)

@@ -52,12 +52,12 @@ class TaskStrategies:
     def weights(self) -> np.ndarray:
         return self.weighting.weights()
 
-    def episodes_arrived(self, batch: EpisodeBatch, noise_free: bool) -> None:
-        """Count collected episodes; noise-free ones are the strategies' success feedback."""
-        task = self.tasks.index(batch.task)
+    def episodes_arrived(self, task: int, batch: EpisodeBatch, noise_free: bool) -> None:
+        """Count collected episodes of task index ``task``; noise-free ones are the
+        strategies' success feedback."""
         self._episodes[task] += batch.num_episodes
         if noise_free:
-            self.scheduler.record_success(batch.task, batch.success)
+            self.scheduler.record_success(task, batch.success)
             self.weighting.record_success(task, batch.success)
 
     def update_done(self, result: UpdateResult, weights: np.ndarray) -> None:

@@ -5,7 +5,10 @@ task alone with ``budget / number of tasks`` and otherwise the same spec, and pr
 steps-to-threshold and final success. Curves: each run directory's success.png and a
 combined bench/out/multitask.png.
 
-    python -m bench.multitask [--budget 3000000] [--threshold 0.5]
+    python -m bench.multitask [--budget N] [--threshold 0.5] [--alone TASK ...] [--minutes M]
+
+Runs already finished are reused; a stopped or killed one resumes from its checkpoint, so
+the comparison can span several sessions (``--minutes`` ends each run cleanly).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 from pathlib import Path
 
 from agent.plotting import eval_curves
-from bench.summarize import plot_per_task, summarize, train
+from bench.summarize import finished, plot_per_task, summarize, train
 from common.spec import load_spec
 
 OUT = Path("bench/out")
@@ -29,41 +32,47 @@ def plot(mt_dir: Path, alone: dict[str, Path], png: Path) -> None:
     def draw(ax, task: str) -> None:
         steps, success = zip(*mt[task], strict=True)
         ax.plot([s / n for s in steps], success, label="multi-task (steps / tasks)")
-        steps, success = zip(*eval_curves(alone[task] / "metrics.jsonl")[task], strict=True)
-        ax.plot(steps, success, label="alone")
+        if (alone[task] / "metrics.jsonl").exists():
+            steps, success = zip(*eval_curves(alone[task] / "metrics.jsonl")[task], strict=True)
+            ax.plot(steps, success, label="alone")
 
     plot_per_task(list(alone), draw, png, "env steps of this task")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     spec = load_spec(SPEC)
     parser.add_argument("--budget", type=int, default=spec.budget.env_steps)
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--eval-every", type=int, default=spec.eval.every_env_steps)
+    parser.add_argument("--alone", nargs="*", metavar="TASK", default=None,
+                        help="train only these tasks alone, in this order (default: all)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="stop each run after this wall-clock; the next call resumes it")
     args = parser.parse_args()
     tasks = spec.tasks
     per_task = args.budget // len(tasks)
     mt_dir = OUT / f"mt_{args.budget}"
     train(SPEC, mt_dir, [f"--set=budget.env_steps={args.budget}",
-                   f"--set=eval.every_env_steps={args.eval_every}"])
-    alone = {}
-    for task in tasks:
-        alone[task] = OUT / f"alone_{task}_{per_task}"
+                         f"--set=eval.every_env_steps={args.eval_every}"], args.minutes)
+    alone = {task: OUT / f"alone_{task}_{per_task}" for task in tasks}
+    for task in tasks if args.alone is None else args.alone:
         train(SPEC, alone[task], [f"--set=tasks=[{task}]",
-                            f"--set=budget.env_steps={per_task}",
-                            f"--set=eval.every_env_steps={args.eval_every // len(tasks)}"])
+                                  f"--set=budget.env_steps={per_task}",
+                                  f"--set=eval.every_env_steps={args.eval_every // len(tasks)}"],
+              args.minutes)
     mt = summarize(mt_dir, args.threshold)
     for task in tasks:
-        single = summarize(alone[task], args.threshold)[task]
         steps = mt[task]["env_steps_to_threshold"]
-        print(json.dumps({
-            "task": task,
-            "multitask_task_steps_to_threshold": steps // len(tasks) if steps else None,
-            "multitask_final_success": mt[task]["final_success"],
-            "alone_steps_to_threshold": single["env_steps_to_threshold"],
-            "alone_final_success": single["final_success"],
-        }))
+        row = {"task": task,
+               "multitask_task_steps_to_threshold": steps // len(tasks) if steps else None,
+               "multitask_final_success": mt[task]["final_success"]}
+        if finished(alone[task]):
+            single = summarize(alone[task], args.threshold)[task]
+            row.update(alone_steps_to_threshold=single["env_steps_to_threshold"],
+                       alone_final_success=single["final_success"])
+        print(json.dumps(row))
     plot(mt_dir, alone, OUT / "multitask.png")
 
 

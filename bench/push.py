@@ -17,37 +17,18 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench.distributed import QUIET, records
+from bench.distributed import records
+from bench.summarize import train
 from common.spec import load_spec
 
 SPEC = "specs/fetch_push.yaml"
 TASK = "FetchPush-v4"
 OUT = Path("bench/out/push")
-
-
-def run_seed(run_dir: Path, seed: int, minutes: float | None, overrides: list[str]) -> None:
-    """Train one seed into ``run_dir`` (SIGINT after ``minutes`` of wall-clock)."""
-    command = [sys.executable, "main.py", "--spec", SPEC, "--run-dir", str(run_dir), *QUIET,
-               "--set", f"seed={seed}"]
-    for item in overrides:
-        command += ["--set", item]
-    log = run_dir.with_name(f"{run_dir.name}.stderr.log")  # a file: a pipe nobody reads
-    with log.open("w") as stderr:                        # fills and stalls a long run
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
-        try:
-            process.wait(timeout=minutes * 60 if minutes else None)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGINT)
-            process.wait()
-    if process.returncode != 0:
-        raise SystemExit(f"error: seed {seed} exited {process.returncode}: "
-                         f"{log.read_text()[-2000:]}")
 
 
 def curve(run_dir: Path) -> list[dict]:
@@ -113,7 +94,8 @@ def main() -> None:
         if not args.reuse:
             subprocess.run(["rm", "-rf", str(run_dir)], check=True)
             started = time.monotonic()
-            run_seed(run_dir, seed, args.minutes, args.overrides)
+            train(SPEC, run_dir, [f"--set={o}" for o in [f"seed={seed}", *args.overrides]],
+                  args.minutes)
             print(f"seed {seed}: trained in {time.monotonic() - started:.0f} s", file=sys.stderr)
         curves[seed] = rows = curve(run_dir)
         summary = {"name": args.name, "seed": seed}

@@ -8,36 +8,55 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from agent.checkpoint import LATEST
 from agent.plotting import eval_curves
 
 QUIET = ["--set", "metrics.wandb.mode=disabled", "--set", "metrics.progress_bar=false"]
 
 
-def train(spec: str, run_dir: Path, overrides: list[str]) -> None:
-    """``main.py --spec spec`` into ``run_dir`` unless a finished run is there already.
+def train(spec: str, run_dir: Path, overrides: list[str], minutes: float | None = None) -> None:
+    """Bring ``run_dir`` to the end of its budget: skip a finished run, resume one that was
+    stopped or killed after a checkpoint, else train ``main.py --spec spec`` from scratch.
 
-    A run directory without an ``end`` record (a killed run) is measured again from scratch.
+    ``overrides`` are ``--set=KEY=VALUE`` arguments; ``minutes`` stops the run (SIGINT,
+    checkpointed: a later call resumes it) after that much wall-clock. main.py's stderr
+    goes to ``<run_dir>.stderr.log``. A benchmark can so span several sessions.
     """
     if finished(run_dir):
-        return  # already measured; delete the directory to measure again
-    shutil.rmtree(run_dir, ignore_errors=True)
-    subprocess.run(
-        [sys.executable, "main.py", "--spec", spec, "--run-dir", str(run_dir), *QUIET,
-         *overrides], check=True, capture_output=True,
-    )
+        return  # measured; delete the directory to measure again
+    if (run_dir / "checkpoints" / LATEST).exists():
+        command = ["--resume", str(run_dir)]
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        command = ["--spec", spec, "--run-dir", str(run_dir)]
+    log = run_dir.with_name(f"{run_dir.name}.stderr.log")  # a file: a pipe nobody reads
+    with log.open("a") as stderr:                        # fills and stalls a long run
+        process = subprocess.Popen([sys.executable, "main.py", *command, *QUIET, *overrides],
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            process.wait(timeout=minutes * 60 if minutes else None)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)
+            process.wait()
+    if process.returncode != 0:
+        raise SystemExit(f"error: {run_dir} exited {process.returncode}: "
+                         f"{log.read_text()[-2000:]}")
 
 
 def finished(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a run that ended (its metrics end with an ``end`` record)."""
+    """Whether ``run_dir`` holds a run that reached its budget (an ``end`` record that
+    was not a stop)."""
     metrics = run_dir / "metrics.jsonl"
     if not metrics.exists():
         return False
     with open(metrics) as lines:
-        return any(json.loads(line).get("event") == "end" for line in lines if line.strip())
+        ends = [r for r in map(json.loads, filter(str.strip, lines)) if r.get("event") == "end"]
+    return bool(ends) and not ends[-1]["stopped"]
 
 
 def plot_per_task(

@@ -35,9 +35,9 @@ class TaskScheduler:
     def batch_shares(self) -> np.ndarray:
         return self.shares()
 
-    def record_success(self, task: str, successes: np.ndarray) -> None:
-        """Feedback: last-step success of noise-free episodes of ``task``."""
-        self.windows.add(self.tasks.index(task), successes)
+    def record_success(self, task: int, successes: np.ndarray) -> None:
+        """Feedback: last-step success of noise-free episodes of task index ``task``."""
+        self.windows.add(task, successes)
 
     def state_dict(self) -> dict:
         return {"windows": self.windows.state_dict(), "rng": self.rng.bit_generator.state}
@@ -91,7 +91,7 @@ class StagedScheduler(TaskScheduler):
         self.stage = 0
         """Position in ``order`` of the task being learned (len(order) when all passed)."""
 
-    def record_success(self, task: str, successes: np.ndarray) -> None:
+    def record_success(self, task: int, successes: np.ndarray) -> None:
         super().record_success(task, successes)
         while self.stage < len(self.order):
             recent = self.windows.recent(self.order[self.stage])

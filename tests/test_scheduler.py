@@ -34,7 +34,8 @@ def simulate(
     while True:
         for task, n in scheduler.next_order(2):
             for _ in range(n):
-                scheduler.record_success(task, np.array([rng.random() < success(task, counts)]))
+                succeeded = rng.random() < success(task, counts)
+                scheduler.record_success(TASKS.index(task), np.array([succeeded]))
                 counts[task] += 1
                 log.append(task)
                 if stop(counts, len(log)):
@@ -136,22 +137,22 @@ def test_staged_schedulers_start_with_the_first_task_of_the_order(name: str) -> 
 
 def test_curriculum_moves_on_at_the_threshold_and_keeps_a_floor_for_passed_tasks() -> None:
     scheduler = _staged("curriculum", floor_share=0.1)
-    scheduler.record_success("coin", np.array([True] * 7 + [False] * 3))
+    scheduler.record_success(TASKS.index("coin"), np.array([True] * 7 + [False] * 3))
     assert scheduler.shares().tolist() == [0.0, 0.0, 1.0]  # 0.7 < 0.8: not passed
-    scheduler.record_success("coin", np.ones(10, bool))
+    scheduler.record_success(TASKS.index("coin"), np.ones(10, bool))
     assert np.allclose(scheduler.shares(), [0.9, 0.0, 0.1])  # solved entered, coin floor
-    scheduler.record_success("solved", np.ones(10, bool))
+    scheduler.record_success(TASKS.index("solved"), np.ones(10, bool))
     assert np.allclose(scheduler.shares(), [0.1, 0.8, 0.1])
-    scheduler.record_success("learnable", np.ones(10, bool))
+    scheduler.record_success(TASKS.index("learnable"), np.ones(10, bool))
     assert np.allclose(scheduler.shares(), 1 / 3)  # all passed: uniform
 
 
 def test_sequential_trains_one_task_at_a_time_and_stays_on_the_last() -> None:
     scheduler = _staged("sequential")
-    scheduler.record_success("coin", np.ones(10, bool))
+    scheduler.record_success(TASKS.index("coin"), np.ones(10, bool))
     assert scheduler.shares().tolist() == [1.0, 0.0, 0.0]
-    scheduler.record_success("solved", np.ones(10, bool))
-    scheduler.record_success("learnable", np.ones(10, bool))
+    scheduler.record_success(TASKS.index("solved"), np.ones(10, bool))
+    scheduler.record_success(TASKS.index("learnable"), np.ones(10, bool))
     assert scheduler.shares().tolist() == [0.0, 1.0, 0.0]
 
 
@@ -160,7 +161,7 @@ def test_sequential_trains_one_task_at_a_time_and_stays_on_the_last() -> None:
 def test_scheduler_state_round_trips(name: str) -> None:
     a = build_scheduler(Scheduler(name=name, window=5), TASKS, 3)
     for task in TASKS:
-        a.record_success(task, np.array([True, False, True, True, False, True]))
+        a.record_success(TASKS.index(task), np.array([True, False, True, True, False, True]))
     a.next_order(2)
     b = build_scheduler(Scheduler(name=name, window=5), TASKS, 99)
     b.load_state_dict(a.state_dict())
