@@ -4,7 +4,8 @@ The plain update is written the obvious way (CleanRL style: two critic modules, 
 optimizer over both, Python loops for the Polyak average). Both run on the same batch,
 interleaved, in one process, one thread; the ratio is what to compare across machines.
 Also prints the update's matmul GFLOP/s against this core's peak (one thread, a large
-float32 matmul).
+float32 matmul), and what all cores deliver together (one such process per core at
+once): the ceiling for any way of spreading the learner over the box.
 
     python bench/learner_throughput.py [--batch-size 256] [--hidden 256 256 256] [--repeats 5]
 """
@@ -15,6 +16,8 @@ import argparse
 import copy
 import itertools
 import json
+import multiprocessing
+import os
 import platform
 import time
 
@@ -97,6 +100,19 @@ def matmul_peak_gflops(seconds: float = 2.0) -> float:
     return 2 * 2048 * 1024 * 1024 * rate(lambda: a @ b, seconds) / 1e9
 
 
+def _one_thread_peak(seconds: float) -> float:
+    torch.set_num_threads(1)
+    return matmul_peak_gflops(seconds)
+
+
+def matmul_gflops_on_every_core(seconds: float = 2.0) -> float:
+    """Total matmul GFLOP/s of one single-thread process per core, all at once: what the
+    box's cores deliver together (2x the one-thread peak only if they share no FPU)."""
+    cores = os.cpu_count() or 1
+    with multiprocessing.get_context("spawn").Pool(cores) as pool:
+        return sum(pool.map(_one_thread_peak, [seconds] * cores))
+
+
 def random_batch(n: int) -> Batch:
     return Batch(
         obs=torch.randn(n, INPUT_DIM),
@@ -136,6 +152,7 @@ def main() -> None:
         plain_rates.append(rate(lambda: plain.update(batch), args.seconds))
     ours_best, plain_best = max(ours_rates), max(plain_rates)
     gflop = update_flops(cfg, args.batch_size) / 1e9
+    peak = matmul_peak_gflops()
     print(json.dumps({
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
                    "1 thread",
@@ -146,7 +163,9 @@ def main() -> None:
         "ratio_ours_over_plain": round(ours_best / plain_best, 3),
         "gflop_per_update": round(gflop, 2),
         "ours_gflops": round(gflop * ours_best, 1),
-        "matmul_peak_gflops": round(matmul_peak_gflops(), 1),
+        "matmul_peak_gflops": round(peak, 1),
+        "matmul_gflops_all_cores_at_once": round(matmul_gflops_on_every_core(), 1),
+        "cores": os.cpu_count(),
     }))
 
 
