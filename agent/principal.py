@@ -92,7 +92,9 @@ class Principal:
         self.evaluator = OnlineEvaluator(spec, self.pool, self.signals, metrics,
                                          self.strategies, self._clock, self._take_snapshot,
                                          self._next_order_id)
-        self._warmup_until = min(spec.learner.start_after_env_steps, spec.budget.env_steps)
+        self.warmup_until = min(spec.learner.start_after_env_steps, spec.budget.env_steps)
+        """Updates wait until this many env steps are stored (checkpointed runs: until the
+        replay not restored is collected again)."""
         self._snapshot = self._take_snapshot()
         self._window = TrainingWindow(len(self.tasks))
         self._start = time.monotonic()
@@ -166,7 +168,7 @@ class Principal:
         restored = sum(replay.transitions for replay in self.replays)
         remaining = self.spec.budget.env_steps - self.env_steps
         warmup = min(self.spec.learner.start_after_env_steps, restored + remaining)
-        self._warmup_until = self.env_steps + max(0, warmup - restored)
+        self.warmup_until = self.env_steps + max(0, warmup - restored)
         self._snapshot = self._take_snapshot()
 
     def _report_lost_replay(self, task: str, unreadable: list[Path], lost: int) -> None:
@@ -273,7 +275,7 @@ class Principal:
         if self.group is not None and not self.group.ready():
             return float("inf")  # every learner rank needs data before the first update
         consumed = self.learner.updates / self.spec.learner.updates_per_env_step
-        return max(self._warmup_until, consumed)
+        return max(self.warmup_until, consumed)
 
     def _next_order_id(self) -> int:
         self.order_id += 1
@@ -285,7 +287,7 @@ class Principal:
         while (item := await self._episode_queue.get()) is not None:
             result, steps, noise_free = item
             for batch in result.batches:
-                self._store(batch, noise_free)
+                self.store(batch, noise_free)
                 self.pool.episodes[result.observer] += batch.num_episodes
             self.dispatch.pending_steps -= steps
             if self.env_steps >= self.next_checkpoint:
@@ -295,7 +297,7 @@ class Principal:
             await self.signals.notify()
             await asyncio.sleep(0)
 
-    def _store(self, batch: EpisodeBatch, noise_free: bool) -> None:
+    def store(self, batch: EpisodeBatch, noise_free: bool) -> None:
         """The one place a task's name becomes its index: replay, normalizer, strategies
         and the training window all get the index."""
         task = self.tasks.index(batch.task)
@@ -316,7 +318,7 @@ class Principal:
         return (
             not self.signals.stopping
             and (stored > 0 if self.group is None else self.group.ready())
-            and self.env_steps >= self._warmup_until
+            and self.env_steps >= self.warmup_until
             and self.learner.updates < ratio * self.env_steps
         )
 

@@ -120,11 +120,11 @@ def test_resume_restores_replay_and_skips_the_warm_up(tmp_path: Path) -> None:
     shape = first.shapes[0]
     batch = episodes(0, 8, shape, "FetchReach-v4")
     batch.obs = np.random.default_rng(0).normal(size=batch.obs.shape).astype(np.float32)
-    first._store(batch, noise_free=False)
+    first.store(batch, noise_free=False)
     path = first.checkpoint()
     second = Principal(spec, tmp_path, NoTransport(), [], NoMetrics())
     second.load_state_dict(load_checkpoint(path))
     assert second.env_steps == 400 and second.replays[0].episodes == 8
     assert np.array_equal(second.replays[0].obs[:8], first.replays[0].obs[:8])
-    assert second._warmup_until == 400  # 400 restored transitions cover the 300 warm-up
+    assert second.warmup_until == 400  # 400 restored transitions cover the 300 warm-up
     assert np.array_equal(second.encoder.obs_norm[0].mean, first.encoder.obs_norm[0].mean)
