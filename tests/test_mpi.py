@@ -40,7 +40,8 @@ def test_two_learner_ranks_learn_fetch_reach(tmp_path: Path) -> None:
     run_dir = tmp_path / "mpi"
     result = mpiexec(
         2, "main.py", "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir),
-        "--set", "budget.env_steps=5000", "--set", "eval.episodes=20", *QUIET, timeout=600,
+        "--set", "budget.env_steps=5000", "--set", "eval.episodes=20",
+        "--set", "eval.every_env_steps=5000", *QUIET, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     evals = [r for r in read_metrics(run_dir) if r["event"] == "eval"]
