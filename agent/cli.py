@@ -30,7 +30,8 @@ def _train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="main.py",
         description="Multi-task TD3 + HER on Fetch with RPC observers. "
-        "Subcommand: 'main.py eval --checkpoint PATH --episodes N'.",
+        "Subcommands: 'main.py eval --checkpoint PATH --episodes N', "
+        "'main.py summary RUN_DIR'.",
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--spec", type=Path, help="YAML spec to train from")
@@ -236,15 +237,30 @@ def _run_train(argv: list[str]) -> int:
     print(f"run directory: {run_dir}", file=sys.stderr)
     try:
         if endpoint is None:
-            end = train_local(spec, run_dir, resume_state, comm)
+            train_local(spec, run_dir, resume_state, comm)
         else:
-            end = train_agent(spec, run_dir, resume_state, endpoint, comm=comm)
+            train_agent(spec, run_dir, resume_state, endpoint, comm=comm)
     except RunError as exc:
         print(f"error: {exc} (checkpoint and metrics saved in {run_dir})", file=sys.stderr)
         return 1
     finally:
         _plot(run_dir)
-    print(json.dumps(end))
+    from agent.summary import format_summary
+
+    print(format_summary(run_dir))
+    return 0
+
+
+def _run_summary(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="main.py summary",
+                                     description="Print a run's per-task summary again.")
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    args = parser.parse_args(argv)
+    if not (args.run_dir / "metrics.jsonl").is_file():
+        raise UsageError(f"{args.run_dir}: not a run directory (no metrics.jsonl)")
+    from agent.summary import format_summary
+
+    print(format_summary(args.run_dir))
     return 0
 
 
@@ -265,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["eval"]:
             return _run_eval(argv[1:])
+        if argv[:1] == ["summary"]:
+            return _run_summary(argv[1:])
         return _run_train(argv)
     except (SpecError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)

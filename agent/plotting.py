@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
+
+from agent.summary import read_records
 
 
 def eval_curves(metrics_path: Path) -> dict[str, list[tuple[int, float]]]:
     """``{task: [(env_steps, success_rate), ...]}`` in file order."""
     curves: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    with open(metrics_path) as lines:
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # a partial line from a killed run
-                continue
-            if record.get("event") == "eval":
-                curves[record["task"]].append((record["env_steps"], record["success_rate"]))
+    for record in read_records(metrics_path):
+        if record.get("event") == "eval":
+            curves[record["task"]].append((record["env_steps"], record["success_rate"]))
     return dict(curves)
 
 

@@ -21,22 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from agent.checkpoint import LATEST, load_checkpoint
+from agent.summary import read_records
 
 OUT = Path("bench/out/distributed")
 QUIET = ["--set", "metrics.wandb.mode=disabled", "--set", "metrics.progress_bar=false"]
 
 
 def records(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
+    return read_records(run_dir / "metrics.jsonl")
 
 
 def fresh(name: str) -> Path:

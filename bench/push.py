@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from agent.summary import first_sustained
 from bench.distributed import records
 from bench.summarize import train
 from common.spec import load_spec
@@ -39,15 +40,6 @@ def curve(run_dir: Path) -> list[dict]:
              "updates": r["updates"], "gradient_samples": r["updates"] * batch_size,
              "success_rate": r["success_rate"]}
             for r in records(run_dir) if r["event"] == "eval" and r["task"] == TASK]
-
-
-def first_sustained(rows: list[dict], threshold: float) -> dict | None:
-    """The first evaluation at or above ``threshold`` whose successor is too (or the last)."""
-    for row, after in zip(rows, [*rows[1:], None], strict=True):
-        if row["success_rate"] >= threshold and (after is None
-                                                 or after["success_rate"] >= threshold):
-            return row
-    return None
 
 
 def plot(curves: dict[int, list[dict]], png: Path) -> None:

@@ -40,7 +40,21 @@ checkpoint: {every_env_steps: 400}
     result = run_main("--spec", str(spec), "--run-dir", str(run_dir), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     (tmp / "stderr.log").write_text(result.stderr)
+    (tmp / "stdout.log").write_text(result.stdout)
     return run_dir
+
+
+def test_a_run_ends_with_its_summary_which_main_py_summary_prints_again(
+    finished_run: Path, tmp_path: Path,
+) -> None:
+    printed = (finished_run.parent / "stdout.log").read_text()
+    assert printed.startswith(f"run {finished_run}: 1,200 env steps")
+    rows = [line.split()[0] for line in printed.splitlines()[2:4]]
+    assert rows == ["FetchReach-v4", "FetchPush-v4"]
+    again = run_main("summary", str(finished_run), timeout=60)
+    assert again.returncode == 0 and again.stdout == printed
+    missing = run_main("summary", str(tmp_path), timeout=60)
+    assert missing.returncode == 2 and str(tmp_path) in missing.stderr
 
 
 def test_a_clean_run_prints_nothing_alarming(finished_run: Path) -> None:
