@@ -31,7 +31,7 @@ def _train_parser() -> argparse.ArgumentParser:
         prog="main.py",
         description="Multi-task TD3 + HER on Fetch with RPC observers. "
         "Subcommands: 'main.py eval --checkpoint PATH --episodes N', "
-        "'main.py summary RUN_DIR'.",
+        "'main.py summary RUN_DIR', 'main.py plot RUN_DIR [RUN_DIR ...] [--out FILE]'.",
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--spec", type=Path, help="YAML spec to train from")
@@ -251,6 +251,24 @@ def _run_train(argv: list[str]) -> int:
     return 0
 
 
+def _run_plot(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="main.py plot",
+        description="Per-task success against env steps and wall-clock, collection share and "
+        "loss weight, for several runs in one figure (seeds of one spec: mean and band).")
+    parser.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    parser.add_argument("--out", type=Path, default=Path("compare.png"))
+    args = parser.parse_args(argv)
+    for run_dir in args.run_dirs:
+        if not (run_dir / "spec.yaml").is_file() or not (run_dir / "metrics.jsonl").is_file():
+            raise UsageError(f"{run_dir}: not a run directory (no spec.yaml or metrics.jsonl)")
+    from agent.plotting import group_by_spec, plot_runs
+
+    plot_runs(group_by_spec(args.run_dirs), args.out)
+    print(args.out)
+    return 0
+
+
 def _run_summary(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="main.py summary",
                                      description="Print a run's per-task summary again.")
@@ -283,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_eval(argv[1:])
         if argv[:1] == ["summary"]:
             return _run_summary(argv[1:])
+        if argv[:1] == ["plot"]:
+            return _run_plot(argv[1:])
         return _run_train(argv)
     except (SpecError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)

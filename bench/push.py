@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from agent.plotting import plot_runs
 from agent.summary import first_sustained
 from bench.distributed import records
 from bench.summarize import train
@@ -40,31 +41,6 @@ def curve(run_dir: Path) -> list[dict]:
              "updates": r["updates"], "gradient_samples": r["updates"] * batch_size,
              "success_rate": r["success_rate"]}
             for r in records(run_dir) if r["event"] == "eval" and r["task"] == TASK]
-
-
-def plot(curves: dict[int, list[dict]], png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for seed, rows in curves.items():
-        success = [r["success_rate"] for r in rows]
-        axes[0].plot([r["env_steps"] for r in rows], success, marker="o", ms=3,
-                     label=f"seed {seed}")
-        axes[1].plot([r["wall_time_s"] / 60 for r in rows], success, marker="o", ms=3,
-                     label=f"seed {seed}")
-    for ax, xlabel in zip(axes, ("env steps", "wall-clock (minutes)"), strict=True):
-        ax.set_xlabel(xlabel)
-        ax.set_ylim(-0.02, 1.02)
-        ax.axhline(0.9, color="grey", lw=0.8, ls="--")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel(f"{TASK} success (20 deterministic episodes)")
-    axes[0].legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(png, dpi=90)
-    plt.close(fig)
 
 
 def main() -> None:
@@ -108,7 +84,8 @@ def main() -> None:
                          "success_rate"])
         for seed, rows in curves.items():
             writer.writerows([seed, *r.values()] for r in rows)
-    plot(curves, OUT / f"{args.name}.png")
+    plot_runs({f"seed {seed}": [OUT / f"{args.name}_s{seed}"] for seed in args.seeds},
+              OUT / f"{args.name}.png", rows=("env_steps", "wall_clock"))
     print(f"curve: {OUT / args.name}.png, table: {OUT / args.name}.csv", file=sys.stderr)
 
 

@@ -15,24 +15,10 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
-from agent.plotting import eval_curves
-from bench.summarize import plot_per_task, summarize, train
+from agent.plotting import plot_runs
+from bench.summarize import summarize, train
 
 OUT = Path("bench/out")
-
-
-def plot(runs: dict[str, list[Path]], tasks: list[str], png: Path) -> None:
-    def draw(ax, task: str) -> None:
-        for name, dirs in runs.items():
-            curves = [eval_curves(d / "metrics.jsonl")[task] for d in dirs]
-            length = min(len(c) for c in curves)
-            steps = [s for s, _ in curves[0][:length]]
-            mean = np.mean([[v for _, v in c[:length]] for c in curves], axis=0)
-            ax.plot(steps, mean, label=f"{name} ({len(dirs)} seeds)")
-
-    plot_per_task(tasks, draw, png, "total env steps", "success rate (mean over seeds)")
 
 
 def main() -> None:
@@ -66,7 +52,7 @@ def main() -> None:
                 "env_steps_to_threshold": [r["env_steps_to_threshold"] for r in rows],
                 "final_success": [r["final_success"] for r in rows],
             }))
-    plot(runs, tasks, OUT / f"{args.name}.png")
+    plot_runs(runs, OUT / f"{args.name}.png", rows=("env_steps", "collect_share", "weight"))
 
 
 if __name__ == "__main__":
