@@ -112,7 +112,23 @@ def test_run_directory_holds_spec_checkpoint_plot_and_tensorboard(finished_run: 
     assert (finished_run / "spec.yaml").is_file()
     assert (finished_run / "checkpoints" / "latest.pt").is_file()
     assert (finished_run / "success.png").stat().st_size > 1000
-    assert list((finished_run / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_tensorboard_reads_back_eval_and_train_scalars_at_their_env_steps(
+    finished_run: Path,
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(finished_run / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"eval/FetchPush-v4/success_rate", "losses/critic", "perf/updates_per_s",
+            "collect/success_rate/FetchReach-v4"} <= tags
+    evals = [r for r in read_metrics(finished_run)
+             if r["event"] == "eval" and r["task"] == "FetchPush-v4"]
+    scalars = events.Scalars("eval/FetchPush-v4/success_rate")
+    assert [(s.step, s.value) for s in scalars][:len(evals)] == [
+        (r["env_steps"], r["success_rate"]) for r in evals]
 
 
 def test_eval_command_prints_success_per_task(finished_run: Path) -> None:
