@@ -179,8 +179,11 @@ def _learn_in_lockstep(comm: Any, setup: Setup) -> int:
     chunks = [ReplayChunks(replay_root(Path(setup.run_dir), rank), t) for t in tasks]
     counts = setup.replay_episodes[rank - 1] if setup.replay_episodes else None
     if counts is not None:
-        for chunk, replay, upto in zip(chunks, replays, counts, strict=True):
-            chunk.restore(replay, int(upto))
+        for task, chunk, replay, upto in zip(tasks, chunks, replays, counts, strict=True):
+            unreadable, lost = chunk.restore(replay, int(upto))
+            if unreadable:
+                print(f"warning: rank {rank}: {task}: resumed without {lost} replay episode(s);"
+                      f" unreadable: {', '.join(map(str, unreadable))}", file=sys.stderr)
     while True:
         control: Control = comm.scatter(None, root=0)
         for batch in control.episodes:

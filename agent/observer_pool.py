@@ -143,7 +143,7 @@ class ObserverPool:
             waiting = [o for o in self.lost if o in self._dropped and self._unanswered[o] == 0]
             if not waiting or self.signals.stopping:
                 continue
-            present = self.transport.members()
+            present = await in_daemon_thread(self.transport.members)  # store calls block
             for observer in waiting:
                 if observer in present:
                     self._readmit(observer)

@@ -235,11 +235,11 @@ class Principal:
             if not self.signals.stopping and self.evaluator.last_env_steps != self.env_steps:
                 await guard(self._evaluate())
         finally:
-            others = (*self.dispatch.slot_tasks, consumer, evaluator, watcher)
+            others = (*self.dispatch.slot_tasks, consumer, evaluator, watcher,
+                      *self.signals.background_tasks())
             for task in others:
                 task.cancel()
             await asyncio.gather(*others, return_exceptions=True)
-            await self.signals.cancel_background()
 
     async def _finish(self) -> Record:
         """Final checkpoint, the end record, metrics flushed."""
@@ -383,5 +383,8 @@ class Principal:
             await self._evaluate()
 
     async def _evaluate(self) -> None:
+        await self.signals.wait_until(lambda: self.signals.stopping or bool(self.pool.live()))
+        if self.signals.stopping:
+            return
         self.next_eval = next_multiple(self.env_steps, self.spec.eval.every_env_steps)
         await self.evaluator.evaluate()

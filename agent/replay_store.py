@@ -61,17 +61,17 @@ class ReplayChunks:
                 path.unlink()
                 continue
             on_disk += min(count, upto - start)
+            added = replay.added
             try:
                 arrays = {k: v.numpy() for k, v in load_checkpoint(path).items()}
                 keep = min(len(arrays["actions"]), upto - start)
-                batch = EpisodeBatch("restored", **{k: arrays[k][:keep] for k in FIELDS},
-                                     success=np.zeros(keep, bool), policy_version=0)
-            except (UnreadableCheckpoint, KeyError, TypeError, ValueError):
-                unreadable.append(path)
+                replay.added = start
+                replay.add(EpisodeBatch("restored", **{k: arrays[k][:keep] for k in FIELDS},
+                                        success=np.zeros(keep, bool), policy_version=0))
+            except (UnreadableCheckpoint, KeyError, TypeError, ValueError, AttributeError):
+                replay.added = added  # a chunk of the wrong shape wrote nothing
+                unreadable.append(path.rename(path.with_suffix(".pt.unreadable")))
                 gap_end = min(start + count, upto)
-                continue
-            replay.added = start
-            replay.add(batch)
         replay.added = upto
         replay.episodes = min(replay.episodes, upto - gap_end)
         self.persisted = upto

@@ -57,16 +57,14 @@ class RunSignals:
             self.request_stop()
 
     def in_background(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Run ``coro`` guarded alongside the run; cancelled by :meth:`cancel_background`."""
+        """Run ``coro`` guarded alongside the run (see :meth:`background_tasks`)."""
         task = asyncio.get_running_loop().create_task(self.guard(coro))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def cancel_background(self) -> None:
-        tasks = list(self._background)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    def background_tasks(self) -> list[asyncio.Task]:
+        """The background tasks still running (to cancel with the run's own)."""
+        return list(self._background)
 
     async def supervise(self, drive: asyncio.Task) -> None:
         """Let ``drive`` finish; after a stop, give in-flight orders a bounded grace period.

@@ -13,18 +13,45 @@ THRESHOLDS = (0.5, 0.9)
 
 
 def read_records(metrics_path: Path) -> list[dict]:
-    """Every record of a metrics.jsonl (none if it is missing; a partial last line of a
-    killed run is skipped)."""
+    """The records of a metrics.jsonl as the run's history: none if it is missing, a
+    partial line of a killed run skipped, and the stretch a killed run lost replaced.
+
+    A run killed after its last checkpoint and resumed writes that stretch again from the
+    checkpoint's env steps: when a record's env steps go back below those of an earlier
+    record of its kind (event, task, observer), the records from there on are dropped.
+    """
     records: list[dict] = []
     if not metrics_path.exists():
         return records
+    latest: dict[tuple, int] = {}
     with open(metrics_path) as lines:
         for line in lines:
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            steps = record.get("env_steps")
+            if isinstance(steps, int):
+                kind = _kind(record)
+                if steps < latest.get(kind, -1):
+                    records = [r for r in records if not r.get("env_steps", -1) >= steps]
+                    latest = _latest_by_kind(records)
+                latest[kind] = max(latest.get(kind, -1), steps)
+            records.append(record)
     return records
+
+
+def _kind(record: dict) -> tuple:
+    return record.get("event"), record.get("task"), record.get("observer")
+
+
+def _latest_by_kind(records: list[dict]) -> dict[tuple, int]:
+    latest: dict[tuple, int] = {}
+    for record in records:
+        if isinstance(record.get("env_steps"), int):
+            kind = _kind(record)
+            latest[kind] = max(latest.get(kind, -1), record["env_steps"])
+    return latest
 
 
 def first_sustained(evals: list[dict], threshold: float) -> dict | None:

@@ -30,10 +30,12 @@ def plot(mt_dir: Path, alone: dict[str, Path], png: Path) -> None:
     n = len(alone)
 
     def draw(ax, task: str) -> None:
-        steps, success = zip(*mt[task], strict=True)
-        ax.plot([s / n for s in steps], success, label="multi-task (steps / tasks)")
-        if (alone[task] / "metrics.jsonl").exists():
-            steps, success = zip(*eval_curves(alone[task] / "metrics.jsonl")[task], strict=True)
+        if task in mt:
+            steps, success = zip(*mt[task], strict=True)
+            ax.plot([s / n for s in steps], success, label="multi-task (steps / tasks)")
+        single = eval_curves(alone[task] / "metrics.jsonl").get(task)
+        if single:
+            steps, success = zip(*single, strict=True)
             ax.plot(steps, success, label="alone")
 
     plot_per_task(list(alone), draw, png, "env steps of this task")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from agent.checkpoint import LATEST
 from agent.plotting import eval_curves
+from agent.summary import read_records
 
 QUIET = ["--set", "metrics.wandb.mode=disabled", "--set", "metrics.progress_bar=false"]
 
@@ -29,6 +30,7 @@ def train(spec: str, run_dir: Path, overrides: list[str], minutes: float | None 
     """
     if finished(run_dir):
         return  # measured; delete the directory to measure again
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
     if (run_dir / "checkpoints" / LATEST).exists():
         command = ["--resume", str(run_dir)]
     else:
@@ -51,11 +53,7 @@ def train(spec: str, run_dir: Path, overrides: list[str], minutes: float | None 
 def finished(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds a run that reached its budget (an ``end`` record that
     was not a stop)."""
-    metrics = run_dir / "metrics.jsonl"
-    if not metrics.exists():
-        return False
-    with open(metrics) as lines:
-        ends = [r for r in map(json.loads, filter(str.strip, lines)) if r.get("event") == "end"]
+    ends = [r for r in read_records(run_dir / "metrics.jsonl") if r.get("event") == "end"]
     return bool(ends) and not ends[-1]["stopped"]
 
 
@@ -83,12 +81,9 @@ def plot_per_task(
 
 def first_crossing(run_dir: Path, task: str, threshold: float) -> dict | None:
     """The first eval line of ``task`` with success >= threshold, or None."""
-    with open(run_dir / "metrics.jsonl") as lines:
-        for line in lines:
-            r = json.loads(line)
-            if r.get("event") == "eval" and r["task"] == task and r["success_rate"] >= threshold:
-                return r
-    return None
+    return next((r for r in read_records(run_dir / "metrics.jsonl")
+                 if r.get("event") == "eval" and r["task"] == task
+                 and r["success_rate"] >= threshold), None)
 
 
 def summarize(run_dir: Path, threshold: float) -> dict[str, dict]:

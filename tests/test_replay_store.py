@@ -93,7 +93,8 @@ def test_an_unreadable_chunk_is_skipped_with_everything_older(tmp_path: Path) ->
     middle.write_bytes(middle.read_bytes()[:100])  # truncated, as by a full disk
     restored = EpisodeReplay(SHAPE, capacity_transitions=8 * SHAPE.horizon)
     unreadable, lost = ReplayChunks(tmp_path, "t").restore(restored, upto=9)
-    assert unreadable == [middle]
+    assert unreadable == [middle.with_suffix(".pt.unreadable")]  # kept aside, not read again
+    assert unreadable[0].exists() and not middle.exists()
     kept = restored.obs[restored.slots(np.arange(restored.episodes)), 0, 0]
     assert kept.tolist() == [6, 7, 8]  # one contiguous newest run, no blank slot sampled
     assert lost == 8 - 3  # the ring would have held 8 (episodes 1..8)

@@ -57,3 +57,23 @@ def test_the_summary_of_a_hand_written_run(tmp_path: Path) -> None:
     assert table[0] == f"run {run_dir}: 400 env steps, 20 updates, 4.1 min"
     assert table[2].split()[:6] == ["FetchPush-v4", "0.90", "0.95", "100", "/", "1.0"]
     assert "not reached" in table[3] and table[3].endswith("0.62")
+
+
+def test_a_killed_and_resumed_stretch_is_read_as_the_resumed_run_wrote_it(
+    tmp_path: Path,
+) -> None:
+    run_dir = tmp_path / "run"
+    write_metrics(run_dir, [
+        evaluation("FetchPush-v4", 100, 1.0, 0.2, 1.0),
+        {"event": "train", "env_steps": 120},
+        evaluation("FetchPush-v4", 200, 2.0, 0.9, 1.0),  # after the last checkpoint (150)
+        {"event": "train", "env_steps": 220},
+        # killed; resumed from the checkpoint at 150
+        {"event": "train", "env_steps": 160},
+        evaluation("FetchPush-v4", 200, 2.5, 0.4, 1.0),
+        {"event": "train", "env_steps": 240},
+    ])
+    records = read_records(run_dir / "metrics.jsonl")
+    assert [(r["event"], r["env_steps"], r.get("success_rate")) for r in records] == [
+        ("eval", 100, 0.2), ("train", 120, None), ("train", 160, None), ("eval", 200, 0.4),
+        ("train", 240, None)]
