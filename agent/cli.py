@@ -11,12 +11,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.machine import check_local_observers_fit
 from agent.mpi import mpi_world
-from common.rpc_group import Endpoint, JoinFailed, NameTaken
 from common.spec import Spec, SpecError, dump_spec, load_spec, validate_spec
+
+if TYPE_CHECKING:  # torch loads only once a run starts: --help and bad input answer fast
+    from common.rpc_group import Endpoint
 
 EXIT_BAD_INPUT = 2
 RUNS_ROOT = Path("runs")
@@ -30,7 +32,7 @@ def _train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="main.py",
         description="Multi-task TD3 + HER on Fetch with RPC observers. "
-        "Subcommands: 'main.py eval --checkpoint PATH --episodes N', "
+        "Subcommands: 'main.py eval --checkpoint PATH --episodes N [--video DIR]', "
         "'main.py summary RUN_DIR', 'main.py plot RUN_DIR [RUN_DIR ...] [--out FILE]'.",
     )
     source = parser.add_mutually_exclusive_group(required=True)
@@ -55,6 +57,8 @@ def _eval_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--video", type=Path, metavar="DIR",
+                        help="also write DIR/<task>.mp4 of the episodes (rendered offscreen)")
     return parser
 
 
@@ -135,11 +139,13 @@ def _run_eval(argv: list[str]) -> int:
         raise UsageError(f"{args.checkpoint}: checkpoint not found")
     if args.episodes <= 0:
         raise UsageError(f"--episodes {args.episodes}: must be positive")
+    if args.video is not None and args.video.exists() and not args.video.is_dir():
+        raise UsageError(f"--video {args.video}: exists and is not a directory")
     from agent.checkpoint import UnreadableCheckpoint
     from agent.evaluate import evaluate_checkpoint
 
     try:
-        success = evaluate_checkpoint(args.checkpoint, args.episodes, args.seed)
+        success = evaluate_checkpoint(args.checkpoint, args.episodes, args.seed, args.video)
     except UnreadableCheckpoint as exc:
         raise UsageError(f"--checkpoint: {exc}") from None
     print(json.dumps(success))
@@ -173,6 +179,8 @@ def _endpoint(args: argparse.Namespace, spec: Spec) -> Endpoint:
     if world_size is None or world_size < 2:
         raise UsageError(f"--role {args.role}: --world-size must be at least 2 "
                          f"(agent + observers), got {world_size}")
+    from common.rpc_group import Endpoint
+
     return Endpoint(addr, port, world_size)
 
 
@@ -196,6 +204,7 @@ def _run_observer(args: argparse.Namespace) -> int:
     rank = args.rank if args.rank is not None else spec.distributed.rank
     if rank is None or not 0 < rank < endpoint.world_size:
         raise UsageError(f"--rank {rank}: must be in 1..{endpoint.world_size - 1}")
+    from common.rpc_group import JoinFailed, NameTaken
     from observer.worker import run_observer
 
     try:

@@ -13,7 +13,7 @@ import numpy as np
 
 from agent.observer_pool import ObserverPool
 from agent.run_signals import RunSignals
-from agent.strategies import TaskStrategies
+from agent.task_mix import TaskMix
 from common.envs import TaskShape
 from common.messages import Order, OrderResult, PolicySnapshot
 from common.spec import Spec
@@ -31,7 +31,7 @@ class Dispatcher:
         shapes: list[TaskShape],
         pool: ObserverPool,
         signals: RunSignals,
-        strategies: TaskStrategies,
+        task_mix: TaskMix,
         rng: np.random.Generator,
         episodes: EpisodeQueue,
         stored_steps: Callable[[], int],
@@ -39,7 +39,7 @@ class Dispatcher:
         snapshot: Callable[[], PolicySnapshot],
         next_order_id: Callable[[], int],
     ) -> None:
-        self.spec, self.pool, self.signals, self.strategies = spec, pool, signals, strategies
+        self.spec, self.pool, self.signals, self.task_mix = spec, pool, signals, task_mix
         self.rng, self.episodes = rng, episodes
         self.horizon = {task: shape.horizon for task, shape in zip(spec.tasks, shapes,
                                                                    strict=True)}
@@ -117,7 +117,7 @@ class Dispatcher:
         if self._reassigned:
             wanted, explore = self._reassigned.popleft()
         else:
-            wanted, explore = self.strategies.next_order(self.spec.collect.episodes_per_task,
+            wanted, explore = self.task_mix.next_order(self.spec.collect.episodes_per_task,
                                                          self.rng)
         for task, n in wanted:
             n = min(n, left // self.horizon[task])

@@ -1,24 +1,44 @@
-"""Offline evaluation of a checkpoint in this process: deterministic success rate per task."""
+"""Offline evaluation of a checkpoint in this process: deterministic success rate per task,
+optionally with a video of the episodes."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from agent.checkpoint import load_run_checkpoint
-from common.policy import build_policy, task_shapes
-from common.spec import validate_spec
+from agent.video import record_video
+from common.policy import Policy, build_policy, task_shapes
+from common.spec import Spec, validate_spec
 from observer.rollout import Rollout
 
 
-def evaluate_checkpoint(path: Path, episodes: int, seed: int) -> dict[str, float]:
-    """``{task: success_rate}`` over ``episodes`` noise-free episodes per task."""
+def load_policy(path: Path) -> tuple[Spec, Policy]:
+    """The spec a checkpoint was trained with and its policy (CPU)."""
     state = load_run_checkpoint(path)
     spec = validate_spec(state["spec"], f"{path} (embedded spec)")
     policy = build_policy(spec)
     policy.actor.load_state_dict(state["learner"]["actor"])
     policy.encoder.load_state_dict(state["encoder"])
+    return spec, policy
+
+
+def evaluate_checkpoint(path: Path, episodes: int, seed: int,
+                        video_dir: Path | None = None) -> dict[str, float]:
+    """``{task: success_rate}`` over ``episodes`` noise-free episodes per task; with
+    ``video_dir``, those episodes are rendered one after the other into
+    ``video_dir/<task>.mp4``."""
+    spec, policy = load_policy(path)
+    if video_dir is not None:
+        rates = {}
+        for task in spec.tasks:
+            video = video_dir / f"{task}.mp4"
+            rendered = record_video(policy, list(spec.tasks), task, episodes, seed, video)
+            rates[task] = float(np.mean([episode.success for episode in rendered]))
+            print(f"video: {video}", file=sys.stderr)
+        return rates
     rollout = Rollout(spec.tasks, task_shapes(spec.tasks), policy, spec.collect.envs_per_observer,
                       0.0, 0.0)
     rng = np.random.default_rng(seed)

@@ -48,7 +48,7 @@ class HerSampler:
             obs=replay.obs[ep, t],
             next_obs=replay.obs[ep, t + 1],
             goal=goal,
-            action=replay.actions[ep, t],
+            action=replay.action[ep, t],
             reward=self.reward_fn(replay.achieved_goal[ep, t + 1], goal),
             relabeled=relabeled,
         )

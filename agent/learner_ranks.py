@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from agent.gradient_averager import GradientAverager
 from agent.model import build_batcher, build_learner
-from agent.mpi import GradientAverager
 from agent.replay_store import ReplayChunks
 from common.messages import EpisodeBatch
 from common.policy import build_encoder

@@ -11,7 +11,8 @@ import numpy as np
 from agent.metrics import MetricsPipeline
 from agent.observer_pool import Clock, ObserverPool
 from agent.run_signals import RunError, RunSignals
-from agent.strategies import TaskStrategies
+from agent.schedule import next_multiple
+from agent.task_mix import TaskMix
 from common.messages import Order, OrderResult, PolicySnapshot
 from common.spec import Spec
 
@@ -23,24 +24,29 @@ class OnlineEvaluator:
     """Evaluates the weights of the moment; the principal decides when."""
 
     def __init__(self, spec: Spec, pool: ObserverPool, signals: RunSignals,
-                 metrics: MetricsPipeline, strategies: TaskStrategies, clock: Clock,
+                 metrics: MetricsPipeline, task_mix: TaskMix, clock: Clock,
                  snapshot: Callable[[], PolicySnapshot],
                  next_order_id: Callable[[], int]) -> None:
         self.spec, self.pool, self.signals, self.metrics = spec, pool, signals, metrics
-        self.strategies, self._clock = strategies, clock
+        self.task_mix, self._clock = task_mix, clock
         self._snapshot, self._next_order_id = snapshot, next_order_id
         self.tasks = list(spec.tasks)
-        self.last_env_steps = -1
-        """Total env steps of the last evaluation."""
+        self.next_eval = spec.eval.every_env_steps
+        """Total env steps at which the next evaluation is due (checkpointed)."""
+        self.last_evaluated: tuple[int, int] | None = None
+        """``(env_steps, updates)`` of the last evaluation."""
 
     async def evaluate(self) -> None:
-        """``eval.episodes`` noise-free episodes per task; a record per task."""
+        """``eval.episodes`` noise-free episodes per task once an observer is live; a record
+        per task. The next evaluation is due at the next multiple of ``eval.every_env_steps``
+        after the env steps of this one."""
         await self.signals.wait_until(lambda: self.signals.stopping or bool(self.pool.live()))
         if self.signals.stopping:
             return
         snapshot = self._snapshot()
         env_steps, wall = self._clock()
-        since_last = self.strategies.eval_fields()
+        self.next_eval = next_multiple(env_steps, self.spec.eval.every_env_steps)
+        since_last = self.task_mix.eval_fields()
         live = self.pool.live()
         replies = []
         for index, share in enumerate(np.array_split(np.arange(self.spec.eval.episodes),
@@ -67,7 +73,7 @@ class OnlineEvaluator:
                 "episodes": int(sum(len(s) for s in successes[task])),
                 **since_last[task],
             })
-        self.last_env_steps = env_steps
+        self.last_evaluated = (env_steps, snapshot.version)
 
     async def _evaluate_share(self, observer: str, order: Order) -> OrderResult:
         """Run ``order`` on ``observer``, or on the next live observer if it is lost."""

@@ -18,7 +18,7 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,20 +26,22 @@ import torch
 
 from agent.checkpoint import LATEST, save_checkpoint
 from agent.dispatch import Dispatcher, EpisodeQueue
+from agent.gradient_averager import GradientAverager
+from agent.ingest import EpisodeIngest
 from agent.learner_ranks import RankGroup, replay_root, shard_capacity
 from agent.metrics import MetricsPipeline, Record
 from agent.model import build_batcher, build_learner
-from agent.mpi import GradientAverager
 from agent.observer_pool import ObserverPool
 from agent.online_eval import OnlineEvaluator
 from agent.replay_store import ReplayChunks
 from agent.run_signals import RunError, RunSignals
 from agent.schedule import crossed, next_multiple
-from agent.strategies import TaskStrategies
+from agent.task_mix import TaskMix
+from agent.training_videos import TrainingVideos
 from agent.training_window import TrainingWindow
 from agent.transport import Transport
 from agent.updater import build_updater
-from common.messages import EpisodeBatch, PolicySnapshot
+from common.messages import PolicySnapshot
 from common.policy import build_encoder, task_shapes
 from common.spec import Spec
 
@@ -76,13 +78,10 @@ class Principal:
         self.replay_chunks = [ReplayChunks(replay_root(run_dir, 0), t) for t in self.tasks]
         self.replay_episodes_by_rank: list[list[int]] | None = None
         """Replay counts of ranks 1..N-1 at the last checkpoint (MPI runs)."""
-        self.strategies = TaskStrategies(spec)
+        self.task_mix = TaskMix(spec)
         self.updater = build_updater(spec, self.learner, self.batcher, self.encoder, group)
         # counters (checkpointed)
-        self.env_steps = 0
-        self.episodes = 0
         self.wall_offset = 0.0
-        self.next_eval = spec.eval.every_env_steps
         self.next_checkpoint = spec.checkpoint.every_env_steps
         self.order_id = 0
         # run-local state
@@ -90,21 +89,31 @@ class Principal:
         self.pool = ObserverPool(observers, transport, metrics, self.signals, self._clock,
                                  replace_observer)
         self.evaluator = OnlineEvaluator(spec, self.pool, self.signals, metrics,
-                                         self.strategies, self._clock, self._take_snapshot,
+                                         self.task_mix, self._clock, self._take_snapshot,
                                          self._next_order_id)
+        self.videos = (TrainingVideos(spec, run_dir, metrics)
+                       if spec.eval.video_every_env_steps else None)
         self.warmup_until = min(spec.learner.start_after_env_steps, spec.budget.env_steps)
         """Updates wait until this many env steps are stored (checkpointed runs: until the
         replay not restored is collected again)."""
         self._snapshot = self._take_snapshot()
         self._window = TrainingWindow(len(self.tasks))
+        self.ingest = EpisodeIngest(self.tasks, self.replays, self.encoder,
+                                    self.updater.encoder_updated, self.task_mix, self._window,
+                                    lambda: self.learner.updates, group)
         self._start = time.monotonic()
         self._episode_queue: EpisodeQueue = asyncio.Queue(spec.collect.episode_queue_size)
-        self.dispatch = Dispatcher(spec, self.shapes, self.pool, self.signals, self.strategies,
+        self.dispatch = Dispatcher(spec, self.shapes, self.pool, self.signals, self.task_mix,
                                    self.rng, self._episode_queue, lambda: self.env_steps,
                                    self._learner_pace, lambda: self._snapshot,
                                    self._next_order_id)
 
     # ----------------------------------------------------------------- state
+    @property
+    def env_steps(self) -> int:
+        """Env steps stored so far, all tasks."""
+        return self.ingest.env_steps
+
     def wall_time(self) -> float:
         return self.wall_offset + time.monotonic() - self._start
 
@@ -118,13 +127,13 @@ class Principal:
             "spec": self.spec.model_dump(mode="json"),
             "learner": self.learner.state_dict(),
             "encoder": self.encoder.state_dict(),
-            "strategies": self.strategies.state_dict(),
+            "strategies": self.task_mix.state_dict(),  # the key of older checkpoints
             "meta": self.updater.state_dict(),
             "counters": {
                 "env_steps": self.env_steps,
-                "episodes": self.episodes,
+                "episodes": self.ingest.episodes,
                 "wall_time_s": self.wall_time(),
-                "next_eval": self.next_eval,
+                "next_eval": self.evaluator.next_eval,
                 "next_checkpoint": self.next_checkpoint,
                 "order_id": self.order_id,
                 "replay_episodes": [replay.added for replay in self.replays],
@@ -140,14 +149,14 @@ class Principal:
     def load_state_dict(self, state: dict) -> None:
         self.learner.load_state_dict(state["learner"])
         self.encoder.load_state_dict(state["encoder"])
-        if "strategies" in state:  # checkpoints before the strategies have none
-            self.strategies.load_state_dict(state["strategies"])
+        if "strategies" in state:  # checkpoints before the task mix have none
+            self.task_mix.load_state_dict(state["strategies"])
         self.updater.load_state_dict(state.get("meta", {}))
         counters = state["counters"]
-        self.env_steps = int(counters["env_steps"])
-        self.episodes = int(counters["episodes"])
+        self.ingest.env_steps = int(counters["env_steps"])
+        self.ingest.episodes = int(counters["episodes"])
         self.wall_offset = float(counters["wall_time_s"])
-        self.next_eval = int(counters["next_eval"])
+        self.evaluator.next_eval = int(counters["next_eval"])
         self.next_checkpoint = int(counters["next_checkpoint"])
         self.order_id = int(counters["order_id"])
         self.rng.bit_generator.state = state["rng"]["numpy"]
@@ -221,6 +230,7 @@ class Principal:
                 self.dispatch.start_slot(observer)
         consumer = asyncio.create_task(guard(self._consume()))
         evaluator = asyncio.create_task(guard(self._evaluate_loop()))
+        videos = asyncio.create_task(guard(self._video_loop()))
         watcher = asyncio.create_task(guard(self.pool.admit_replacements(
             self.dispatch.start_slot, self.spec.collect.orders_in_flight,
             self.spec.distributed.start_timeout_s)))
@@ -232,10 +242,12 @@ class Principal:
             await consumer
             await self.signals.notify()
             await evaluator
-            if not self.signals.stopping and self.evaluator.last_env_steps != self.env_steps:
-                await guard(self._evaluate())
+            await videos
+            final = (self.env_steps, self.learner.updates)  # the weights the run ends with
+            if not self.signals.stopping and self.evaluator.last_evaluated != final:
+                await guard(self.evaluator.evaluate())
         finally:
-            others = (*self.dispatch.slot_tasks, consumer, evaluator, watcher,
+            others = (*self.dispatch.slot_tasks, consumer, evaluator, videos, watcher,
                       *self.signals.background_tasks())
             for task in others:
                 task.cancel()
@@ -255,7 +267,7 @@ class Principal:
             "env_steps": self.env_steps,
             "wall_time_s": round(self.wall_time(), 3),
             "updates": self.learner.updates,
-            "episodes": self.episodes,
+            "episodes": self.ingest.episodes,
             "stopped": self.signals.stopping,
             "episodes_by_observer": self.pool.episodes,
             "observers_lost": self.pool.losses,
@@ -287,7 +299,7 @@ class Principal:
         while (item := await self._episode_queue.get()) is not None:
             result, steps, noise_free = item
             for batch in result.batches:
-                self.store(batch, noise_free)
+                self.ingest.store(batch, noise_free)
                 self.pool.episodes[result.observer] += batch.num_episodes
             self.dispatch.pending_steps -= steps
             if self.env_steps >= self.next_checkpoint:
@@ -296,20 +308,6 @@ class Principal:
                                                      self.spec.checkpoint.every_env_steps)
             await self.signals.notify()
             await asyncio.sleep(0)
-
-    def store(self, batch: EpisodeBatch, noise_free: bool) -> None:
-        """The one place a task's name becomes its index: replay, normalizer, strategies
-        and the training window all get the index."""
-        task = self.tasks.index(batch.task)
-        if self.group is None or self.group.route(batch):
-            self.replays[task].add(batch)
-        goals = np.concatenate([batch.achieved_goal, batch.desired_goal], axis=1)
-        self.encoder.update(task, batch.obs, goals)
-        self.updater.encoder_updated()
-        self.strategies.episodes_arrived(task, batch, noise_free)
-        self.env_steps += batch.env_steps
-        self.episodes += batch.num_episodes
-        self._window.add_episodes(task, batch, self.learner.updates)
 
     # --------------------------------------------------------------- learner
     def _may_update(self) -> bool:
@@ -338,10 +336,10 @@ class Principal:
             await self.signals.wait_until(lambda: self._may_update() or self._learning_finished())
 
     def _update_once(self) -> None:
-        shares, task_weights = self.strategies.batch_shares(), self.strategies.weights()
+        shares, task_weights = self.task_mix.batch_shares(), self.task_mix.weights()
         before = self.learner.updates
         result = self.updater.update(shares, task_weights)
-        self.strategies.update_done(result, task_weights)
+        self.task_mix.update_done(result, task_weights)
         self._window.add_update(result, torch.as_tensor(task_weights))
         after = self.learner.updates
         if crossed(before, after, self.spec.collect.weights_every_updates):
@@ -372,19 +370,27 @@ class Principal:
         }
 
     # ------------------------------------------------------------ evaluation
-    async def _evaluate_loop(self) -> None:
+    async def _whenever_due(self, next_due: Callable[[], int],
+                            act: Callable[[], Awaitable[None]]) -> None:
+        """``act`` each time the env steps reach ``next_due()`` (which ``act`` moves on),
+        until learning ends or the run stops."""
         while True:
             await self.signals.wait_until(
-                lambda: self.signals.stopping or self.env_steps >= self.next_eval
+                lambda: self.signals.stopping or self.env_steps >= next_due()
                 or self._learning_finished()
             )
             if self.signals.stopping or self._learning_finished():
                 return
-            await self._evaluate()
+            await act()
 
-    async def _evaluate(self) -> None:
-        await self.signals.wait_until(lambda: self.signals.stopping or bool(self.pool.live()))
-        if self.signals.stopping:
+    async def _evaluate_loop(self) -> None:
+        """Evaluations at the evaluator's cadence."""
+        await self._whenever_due(lambda: self.evaluator.next_eval, self.evaluator.evaluate)
+
+    async def _video_loop(self) -> None:
+        """A video per task at ``eval.video_every_env_steps``, when the spec asks for them."""
+        if (videos := self.videos) is None:
             return
-        self.next_eval = next_multiple(self.env_steps, self.spec.eval.every_env_steps)
-        await self.evaluator.evaluate()
+        videos.start_at(self.env_steps)
+        await self._whenever_due(lambda: videos.next_due,
+                                 lambda: videos.record(self._snapshot, *self._clock()))

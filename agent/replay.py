@@ -7,7 +7,7 @@ import numpy as np
 from common.envs import TaskShape
 from common.messages import EpisodeBatch
 
-FIELDS = ("obs", "achieved_goal", "desired_goal", "actions")
+FIELDS = ("obs", "achieved_goal", "desired_goal", "action")
 """The per-episode arrays a replay stores (as in :class:`EpisodeBatch`)."""
 
 
@@ -22,7 +22,7 @@ class EpisodeReplay:
         self.obs = np.zeros((self.capacity, t + 1, shape.obs_dim), np.float32)
         self.achieved_goal = np.zeros((self.capacity, t + 1, shape.goal_dim), np.float32)
         self.desired_goal = np.zeros((self.capacity, t, shape.goal_dim), np.float32)
-        self.actions = np.zeros((self.capacity, t, shape.action_dim), np.float32)
+        self.action = np.zeros((self.capacity, t, shape.action_dim), np.float32)
         self.episodes = 0
         """Stored episodes (at most ``capacity``)."""
         self.added = 0

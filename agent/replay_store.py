@@ -36,9 +36,9 @@ class ReplayChunks:
         forgotten = self.persisted - replay.capacity
         if replay.added > self.persisted:
             arrays = replay.episodes_since(self.persisted)
-            first = replay.added - len(arrays["actions"])
+            first = replay.added - len(arrays["action"])
             save_checkpoint(
-                self.dir / f"{first:012d}-{len(arrays['actions'])}.pt",
+                self.dir / f"{first:012d}-{len(arrays['action'])}.pt",
                 {name: torch.from_numpy(a) for name, a in arrays.items()},
             )
             self.persisted = replay.added
@@ -64,7 +64,9 @@ class ReplayChunks:
             added = replay.added
             try:
                 arrays = {k: v.numpy() for k, v in load_checkpoint(path).items()}
-                keep = min(len(arrays["actions"]), upto - start)
+                if "actions" in arrays:  # chunks written before the field was named "action"
+                    arrays["action"] = arrays.pop("actions")
+                keep = min(len(arrays["action"]), upto - start)
                 replay.added = start
                 replay.add(EpisodeBatch("restored", **{k: arrays[k][:keep] for k in FIELDS},
                                         success=np.zeros(keep, bool), policy_version=0))

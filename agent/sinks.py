@@ -12,7 +12,9 @@ SCALAR_SKIP = {"event", "task", "env_steps"}
 
 
 def _scalars(record: Record) -> dict[str, float]:
-    """The numeric fields of a record, eval fields namespaced by task."""
+    """The numeric fields of a record, eval fields namespaced by task; none of a video's."""
+    if record.get("event") == "video":
+        return {}
     prefix = f"eval/{record['task']}/" if record.get("event") == "eval" else ""
     return {
         prefix + key: float(value)
@@ -40,17 +42,32 @@ class JsonlSink:
 
 
 class TensorBoardSink:
-    """Scalars keyed by metric name, stepped by total env steps."""
+    """Scalars keyed by metric name, stepped by total env steps; videos as animated GIFs
+    (TensorBoard's own video format, shown under Images)."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, run_dir: Path) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self._writer = SummaryWriter(str(log_dir))
+        self._run_dir = run_dir
 
     def write(self, record: Record) -> None:
         step = int(record.get("env_steps", 0))
+        if record.get("event") == "video":
+            self._write_video(record, step)
         for key, value in _scalars(record).items():
             self._writer.add_scalar(key, value, step)
+
+    def _write_video(self, record: Record, step: int) -> None:
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        from agent.video import gif_bytes, read_frames
+
+        frames = read_frames(self._run_dir / record["video"])
+        image = Summary.Image(height=frames.shape[1], width=frames.shape[2], colorspace=3,
+                              encoded_image_string=gif_bytes(frames))
+        summary = Summary(value=[Summary.Value(tag=f"video/{record['task']}", image=image)])
+        self._writer._get_file_writer().add_summary(summary, step)
 
     def close(self) -> None:
         self._writer.close()
@@ -64,15 +81,22 @@ class WandbSink:
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb
 
+        self._run_dir = run_dir
+
         self._run = wandb.init(
             project=project, entity=entity, mode=mode, dir=str(run_dir), config=config,
             id=run_id, resume="allow", settings=wandb.Settings(console="off"),
         )
 
     def write(self, record: Record) -> None:
-        scalars = _scalars(record)
-        if scalars:
-            self._run.log({**scalars, "env_steps": int(record.get("env_steps", 0))})
+        import wandb
+
+        logged: dict = _scalars(record)
+        if record.get("event") == "video":
+            video = wandb.Video(str(self._run_dir / record["video"]), format="mp4")
+            logged = {f"video/{record['task']}": video}
+        if logged:
+            self._run.log({**logged, "env_steps": int(record.get("env_steps", 0))})
 
     def close(self) -> None:
         self._run.finish()

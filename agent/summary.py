@@ -121,4 +121,6 @@ def format_summary(run_dir: Path) -> str:
         lines.append("(no evaluation yet)")
     lines.append("success at 0.5/0.9: first of two evaluations in a row at or above it")
     lines.append(f"curves: {run_dir / 'success.png'}")
+    if (run_dir / "videos").is_dir():
+        lines.append(f"videos: {run_dir / 'videos'}")
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 """One learner update, three ways: on this process (with the next batch prepared on a
 second thread, or not), across MPI learner ranks, or as a meta-update over tasks.
 
-The principal asks its updater for one update at a time with the strategies' batch
+The principal asks its updater for one update at a time with the task mix's batch
 shares and task weights; which way the update is made is decided once, from the spec.
 """
 

@@ -29,7 +29,8 @@ class TaskShape:
 
 
 def _register_robotics() -> None:
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    if not os.environ.get("DISPLAY"):  # offscreen rendering without a display
+        os.environ.setdefault("MUJOCO_GL", "egl")
     # gymnasium-robotics prints a notice about Adroit reward versions on import; we use no
     # Adroit env, so drop that notice instead of printing it once per process.
     from farama_notifications import notifications
@@ -55,6 +56,11 @@ class FetchFamily:
         """One env; the caller seeds it on reset."""
         _register_robotics()
         return gym.make(task)
+
+    def make_rendering(self, task: str, size: int) -> gym.Env:
+        """One env whose ``render()`` returns ``size`` x ``size`` RGB frames, offscreen."""
+        _register_robotics()
+        return gym.make(task, render_mode="rgb_array", width=size, height=size)
 
     def make_vector(self, task: str, num_envs: int) -> gym.vector.VectorEnv:
         """A synchronous vector env without autoreset: episodes are stepped whole."""

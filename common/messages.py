@@ -33,24 +33,24 @@ class EpisodeBatch:
     """``n`` whole episodes of one task, arrays with a leading episode axis.
 
     ``obs`` and ``achieved_goal`` have ``horizon + 1`` steps, ``desired_goal`` and
-    ``actions`` have ``horizon``; ``success`` (bool) is ``is_success`` at the last step.
+    ``action`` have ``horizon``; ``success`` (bool) is ``is_success`` at the last step.
     """
 
     task: str
     obs: np.ndarray
     achieved_goal: np.ndarray
     desired_goal: np.ndarray
-    actions: np.ndarray
+    action: np.ndarray
     success: np.ndarray
     policy_version: int
 
     @property
     def num_episodes(self) -> int:
-        return self.actions.shape[0]
+        return self.action.shape[0]
 
     @property
     def env_steps(self) -> int:
-        return self.actions.shape[0] * self.actions.shape[1]
+        return self.action.shape[0] * self.action.shape[1]
 
 
 @dataclass

@@ -39,6 +39,9 @@ class Eval(_Section):
     """Evaluate every this many collected env steps (and once at the end)."""
     episodes: PositiveInt = 10
     """Deterministic evaluation episodes per task."""
+    video_every_env_steps: PositiveInt | None = None
+    """Record one noise-free episode per task as a video every this many env steps (off by
+    default): ``videos/<task>/<env steps>.mp4`` in the run directory, TensorBoard, wandb."""
 
 
 class Collect(_Section):

@@ -84,7 +84,7 @@ class Rollout:
             "obs": np.stack(observations, 1).astype(np.float32),
             "achieved_goal": np.stack(achieved, 1).astype(np.float32),
             "desired_goal": np.stack(desired, 1).astype(np.float32),
-            "actions": np.stack(actions, 1).astype(np.float32),
+            "action": np.stack(actions, 1).astype(np.float32),
             "success": np.asarray(info["is_success"]) > 0.5,
         }
 

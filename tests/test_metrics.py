@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -32,24 +36,28 @@ def test_full_queue_drops_and_counts_but_reliable_records_wait() -> None:
 
 
 def test_emit_returns_without_waiting_for_sinks() -> None:
+    """A sink blocked on its first record holds up no emit; it gets all of them later."""
+    release = threading.Event()
+
     class Blocking(ListSink):
         def write(self, record: dict) -> None:
-            import time
+            release.wait(timeout=1)  # an emit that waited for sinks would see records here
+            super().write(record)
 
-            time.sleep(0.2)
+    sink = Blocking()
 
-    async def scenario() -> float:
-        pipeline = MetricsPipeline([Blocking()], queue_size=100)
+    async def scenario() -> int:
+        pipeline = MetricsPipeline([sink], queue_size=100)
         pipeline.start()
-        loop = asyncio.get_running_loop()
-        start = loop.time()
         for i in range(50):
             pipeline.emit({"i": i})
-        elapsed = loop.time() - start
+        written_while_blocked = len(sink.records)
+        release.set()
         await pipeline.close()
-        return elapsed
+        return written_while_blocked
 
-    assert asyncio.run(scenario()) < 0.1
+    assert asyncio.run(scenario()) == 0
+    assert [r["i"] for r in sink.records] == list(range(50))
 
 
 def test_jsonl_sink_writes_one_object_per_line(tmp_path: Path) -> None:
@@ -67,7 +75,7 @@ def test_eval_scalars_are_namespaced_by_task() -> None:
 
 
 def test_tensorboard_sink_writes_event_file(tmp_path: Path) -> None:
-    sink = TensorBoardSink(tmp_path / "tb")
+    sink = TensorBoardSink(tmp_path / "tb", tmp_path)
     sink.write({"event": "train", "env_steps": 100, "losses/critic": 0.5})
     sink.close()
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
@@ -82,6 +90,12 @@ def test_wandb_sink_runs_offline_without_network_or_key(
     sink.close()
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert runs and list(runs[0].glob("*.wandb"))
+    # wandb's own tool finds the run to upload (a dry run reaches no server)
+    loud = {k: v for k, v in os.environ.items() if k != "WANDB_SILENT"}  # the sink set it
+    sync = subprocess.run([str(Path(sys.executable).parent / "wandb"), "sync", "--dry-run"],
+                          cwd=tmp_path, env=loud, capture_output=True, text=True, timeout=120)
+    assert sync.returncode == 0 and "Would sync 1 run(s)" in sync.stdout + sync.stderr, sync
+    assert "run-t1.wandb" in sync.stdout + sync.stderr
 
 
 def test_a_failing_sink_is_disabled_and_the_others_keep_going() -> None:

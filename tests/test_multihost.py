@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUIET, REPO, main_env, read_metrics, run_main
+from tests.conftest import LIGHT, QUIET, REPO, main_env, read_metrics, run_main
 from tests.test_run import wait_for_record
 
 pytestmark = pytest.mark.slow
@@ -62,6 +62,14 @@ def hosts() -> Iterator[dict[str, str]]:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
+def free_port(host: str) -> int:
+    """A port the OS picks inside ``host``'s namespace (nothing else runs there to take it)."""
+    code = "import socket; s = socket.socket(); s.bind(('', 0)); print(s.getsockname()[1])"
+    out = subprocess.run(["ip", "netns", "exec", host.split("|")[0], sys.executable, "-c", code],
+                         capture_output=True, text=True, check=True, timeout=60)
+    return int(out.stdout)
+
+
 def in_netns(host: str, *args: str, log: Path) -> subprocess.Popen:
     ns = host.split("|")[0]
     return subprocess.Popen(
@@ -71,15 +79,15 @@ def in_netns(host: str, *args: str, log: Path) -> subprocess.Popen:
 
 
 def start_job(
-    hosts: dict[str, str], tmp_path: Path, port: int, *settings: str
+    hosts: dict[str, str], tmp_path: Path, *settings: str
 ) -> tuple[list[str], Path, list[subprocess.Popen]]:
     """The agent in its namespace, observers 1 and 2 in theirs (logs in ``tmp_path``).
 
     Returns the arguments they share, the run directory and [agent, observer1, observer2].
     """
-    master = f"{hosts['agent'].split('|')[1]}:{port}"
+    master = f"{hosts['agent'].split('|')[1]}:{free_port(hosts['agent'])}"
     common = ["--spec", "specs/fetch_reach.yaml", "--master", master, "--world-size", "3",
-              "--set", "eval.episodes=4", *settings, *QUIET]
+              *LIGHT, *settings, *QUIET]
     run_dir = tmp_path / "run"
     agent = in_netns(hosts["agent"], *common, "--role", "agent", "--run-dir", str(run_dir),
                      log=tmp_path / "agent.log")
@@ -93,7 +101,7 @@ def start_job(
 
 def test_agent_and_observers_on_three_hosts(hosts: dict[str, str], tmp_path: Path) -> None:
     _, run_dir, (agent, *observers) = start_job(
-        hosts, tmp_path, 29631, "--set", "budget.env_steps=1200",
+        hosts, tmp_path, "--set", "budget.env_steps=1200",
         "--set", "eval.every_env_steps=600", "--set", "learner.start_after_env_steps=200")
     try:
         assert agent.wait(timeout=240) == 0, (tmp_path / "agent.log").read_text()[-3000:]
@@ -118,7 +126,7 @@ def test_replacement_observer_rejoins_under_the_lost_rank(
     until the agent has dropped the old one) joins the run and collects; a duplicate of a
     rank still in the run is refused with status 2."""
     common, run_dir, processes = start_job(
-        hosts, tmp_path, 29634, "--set", "budget.env_steps=8000",
+        hosts, tmp_path, "--set", "budget.env_steps=8000",
         "--set", "eval.every_env_steps=2000", "--set", "distributed.rpc_timeout_s=10")
     agent = processes[0]
     try:
@@ -150,16 +158,17 @@ def test_replacement_observer_rejoins_under_the_lost_rank(
 def test_agent_listens_only_on_the_address_it_is_given(hosts: dict[str, str]) -> None:
     """The rendezvous port is bound to the agent's address, not to every interface."""
     ns, addr = hosts["agent"].split("|")
+    port = free_port(hosts["agent"])
     code = (
         "import socket, sys; from common.rpc_group import _bound_tcp_rendezvous; "
-        f"s = next(_bound_tcp_rendezvous('boundtcp://{addr}:29632?rank=0&world_size=1')); "
+        f"s = next(_bound_tcp_rendezvous('boundtcp://{addr}:{port}?rank=0&world_size=1')); "
         "import subprocess; print(subprocess.run(['ss','-ltn'],capture_output=True,"
         "text=True).stdout)"
     )
     out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
-    listening = [line.split()[3] for line in out.stdout.splitlines() if ":29632" in line]
-    assert listening == [f"{addr}:29632"], out.stdout + out.stderr
+    listening = [line.split()[3] for line in out.stdout.splitlines() if f":{port}" in line]
+    assert listening == [f"{addr}:{port}"], out.stdout + out.stderr
 
 
 @pytest.mark.parametrize(

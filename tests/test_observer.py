@@ -70,7 +70,7 @@ def test_noise_free_orders_act_deterministically_and_exploring_ones_do_not() -> 
     try:
         def actions(explore: bool, seed: int) -> np.ndarray:
             order = Order(0, [("FetchReach-v4", 2)], explore, seed)
-            return service.run(order).batches[0].actions
+            return service.run(order).batches[0].action
 
         assert np.array_equal(actions(False, 1), actions(False, 1))
         assert np.array_equal(actions(True, 1), actions(True, 1))  # the order's seed decides

@@ -225,7 +225,7 @@ def test_only_noise_free_episodes_are_success_feedback(tmp_path: Path) -> None:
             tmp_path / str(share), budget=400, delay={"A": 0.0}, failing=set(),
             noise_free_share=share)
         asyncio.run(asyncio.wait_for(principal.run(), timeout=60))
-        assert len(principal.strategies.scheduler.windows.history[0]) == expected
+        assert len(principal.task_mix.scheduler.windows.history[0]) == expected
         evals = [r for r in sink.records if r["event"] == "eval"]
         assert evals[-1]["collect_share"] == 1.0 and evals[-1]["weight"] == 1.0
 

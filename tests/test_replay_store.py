@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.checkpoint import load_checkpoint
+from agent.checkpoint import load_checkpoint, save_checkpoint
 from agent.principal import Principal
 from agent.replay import EpisodeReplay
 from agent.replay_store import ReplayChunks
@@ -45,6 +45,19 @@ def test_chunks_round_trip_keeps_the_newest_capacity_episodes(tmp_path: Path) ->
     assert kept_indices(restored) == [4, 5, 6, 7, 8]
     restored.add(episodes(9, 1))  # the ring continues where it left off
     assert kept_indices(restored) == [5, 6, 7, 8, 9]
+
+
+def test_chunks_from_before_the_action_field_rename_restore(tmp_path: Path) -> None:
+    replay = EpisodeReplay(SHAPE, capacity_transitions=5 * SHAPE.horizon)
+    replay.add(episodes(0, 2))
+    ReplayChunks(tmp_path, "t").flush(replay)
+    chunk = next((tmp_path / "t").iterdir())
+    arrays = load_checkpoint(chunk)
+    arrays["actions"] = arrays.pop("action")
+    save_checkpoint(chunk, arrays)
+    restored = EpisodeReplay(SHAPE, capacity_transitions=5 * SHAPE.horizon)
+    assert ReplayChunks(tmp_path, "t").restore(restored, upto=2) == ([], 0)
+    assert kept_indices(restored) == [0, 1]
 
 
 def test_chunks_the_ring_forgot_are_deleted(tmp_path: Path) -> None:
@@ -121,7 +134,7 @@ def test_resume_restores_replay_and_skips_the_warm_up(tmp_path: Path) -> None:
     shape = first.shapes[0]
     batch = episodes(0, 8, shape, "FetchReach-v4")
     batch.obs = np.random.default_rng(0).normal(size=batch.obs.shape).astype(np.float32)
-    first.store(batch, noise_free=False)
+    first.ingest.store(batch, noise_free=False)
     path = first.checkpoint()
     second = Principal(spec, tmp_path, NoTransport(), [], NoMetrics())
     second.load_state_dict(load_checkpoint(path))

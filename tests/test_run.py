@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from agent.checkpoint import load_checkpoint
-from tests.conftest import QUIET, read_metrics, run_main, start_main
+from tests.conftest import LIGHT, QUIET, read_metrics, run_main, start_main
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ tasks: [FetchReach-v4, FetchPush-v4]
 seed: 3
 observers: 2
 budget: {env_steps: 1200}
-eval: {every_env_steps: 400, episodes: 4}
+eval: {every_env_steps: 400, episodes: 4, video_every_env_steps: 1000}
 collect: {envs_per_observer: 2, episodes_per_task: 2, weights_every_updates: 10}
 learner: {batch_size: 64, updates_per_env_step: 0.25, start_after_env_steps: 200,
           collect_ahead_env_steps: 200,
@@ -81,6 +81,8 @@ def test_every_evaluation_writes_one_line_per_task(finished_run: Path) -> None:
     assert len(by_steps) >= 3
     assert all(tasks == {"FetchReach-v4", "FetchPush-v4"} for tasks in by_steps.values())
     assert max(by_steps) == 1200
+    end = read_metrics(finished_run)[-1]
+    assert evals[-1]["updates"] == end["updates"]  # the last one is of the final weights
 
 
 def test_training_metrics_are_streamed(finished_run: Path) -> None:
@@ -140,6 +142,46 @@ def test_eval_command_prints_success_per_task(finished_run: Path) -> None:
     assert all(abs(rate * 3 - round(rate * 3)) < 1e-5 for rate in rates.values())  # k of 3
 
 
+def test_a_video_per_task_at_its_cadence_in_the_run_tensorboard_and_summary(
+    finished_run: Path,
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from agent.video import read_frames
+
+    videos = [r for r in read_metrics(finished_run) if r["event"] == "video"]
+    assert {r["task"] for r in videos} == {"FetchReach-v4", "FetchPush-v4"}
+    assert all(r["env_steps"] >= 1000 for r in videos)
+    for record in videos:
+        assert read_frames(finished_run / record["video"]).shape == (51, 256, 256, 3)
+    events = EventAccumulator(str(finished_run / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert {"video/FetchReach-v4", "video/FetchPush-v4"} <= set(events.Tags()["images"])
+    gif = events.Images("video/FetchPush-v4")[0].encoded_image_string
+    assert gif.startswith(b"GIF89a")
+    printed = (finished_run.parent / "stdout.log").read_text()
+    assert f"videos: {finished_run / 'videos'}" in printed
+
+
+def test_eval_command_writes_one_video_per_task_of_its_episodes(
+    finished_run: Path, tmp_path: Path,
+) -> None:
+    from agent.video import read_frames
+
+    result = run_main("eval", "--checkpoint", str(finished_run / "checkpoints" / "latest.pt"),
+                      "--episodes", "2", "--video", str(tmp_path / "v"), timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rates = json.loads(result.stdout.strip().splitlines()[-1])
+    assert all(rate in (0.0, 0.5, 1.0) for rate in rates.values())
+    for task in ("FetchReach-v4", "FetchPush-v4"):
+        assert read_frames(tmp_path / "v" / f"{task}.mp4").shape[0] == 2 * 51  # reset + 50
+    taken = tmp_path / "file"
+    taken.write_text("")
+    bad = run_main("eval", "--checkpoint", str(finished_run / "checkpoints" / "latest.pt"),
+                   "--video", str(taken), timeout=60)
+    assert bad.returncode == 2 and "--video" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_eval_of_missing_checkpoint_exits_2(tmp_path: Path) -> None:
     result = run_main("eval", "--checkpoint", str(tmp_path / "x.pt"), timeout=60)
     assert result.returncode == 2 and "checkpoint not found" in result.stderr
@@ -172,7 +214,7 @@ def test_stop_signal_saves_checkpoint_writes_end_line_and_exits(
     process = start_main(
         log, "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir), "--set",
         "observers=2", "--set", "budget.env_steps=1000000", "--set", "eval.every_env_steps=300",
-        *QUIET,
+        *LIGHT, *QUIET,
     )
     try:
         wait_for_record(run_dir, "eval")
@@ -206,7 +248,7 @@ def test_run_survives_a_lost_observer_and_reaches_its_budget(
         "--set", "budget.env_steps=8000", "--set", "observers=2",
         # long enough that a healthy observer's queued orders finish on a busy 2-core box
         "--set", "distributed.rpc_timeout_s=10", "--set", "eval.every_env_steps=1000",
-        "--set", f"distributed.observer_restarts={restarts}", *QUIET,
+        "--set", f"distributed.observer_restarts={restarts}", *LIGHT, *QUIET,
     )
     try:
         wait_for_record(run_dir, "train")
@@ -241,7 +283,7 @@ def test_local_observers_exit_when_their_agent_is_killed(tmp_path: Path, when: s
     themselves, while still importing and joining, or while collecting."""
     run_dir, log = tmp_path / "run", tmp_path / "stderr.log"
     process = start_main(log, "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir),
-                         "--set", "observers=2", *QUIET)
+                         "--set", "observers=2", *LIGHT, *QUIET)
     try:
         deadline = time.monotonic() + 120
         while len(spawned_observers(process.pid)) < 2:
@@ -304,7 +346,8 @@ def test_resume_refuses_to_change_the_model(finished_run: Path) -> None:
 def test_kill_9_then_resume_continues_from_the_checkpoint_with_replay(tmp_path: Path) -> None:
     """Also: a truncated replay chunk costs its episodes, named on stderr and in a record."""
     run_dir, log = tmp_path / "run", tmp_path / "stderr.log"
-    args = ["--set", "budget.env_steps=3000", "--set", "checkpoint.every_env_steps=500", *QUIET]
+    args = ["--set", "budget.env_steps=3000", "--set", "checkpoint.every_env_steps=500", *LIGHT,
+            *QUIET]
     process = start_main(log, "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir), *args)
     try:
         deadline = time.monotonic() + 180

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUIET, read_metrics, run_main
+from tests.conftest import QUIET, REACH_3K, read_metrics, run_main
 
 pytestmark = pytest.mark.slow
 
@@ -14,14 +14,14 @@ pytestmark = pytest.mark.slow
 def test_new_task_starts_from_a_learned_tasks_network(tmp_path: Path) -> None:
     source = tmp_path / "source"
     result = run_main("--spec", "specs/fetch_reach.yaml", "--run-dir", str(source),
-                      "--set", "budget.env_steps=4000", *QUIET, timeout=600)
+                      *REACH_3K, *QUIET, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     target = tmp_path / "target"
     result = run_main(
         "--spec", "specs/fetch_reach.yaml", "--run-dir", str(target),
         "--set", "tasks=[FetchReachDense-v4, FetchReach-v4]",
         "--set", f"transfer.from_checkpoint={source}/checkpoints/latest.pt",
-        "--set", "transfer.lr_multiplier=0.5", "--set", "budget.env_steps=800",
+        "--set", "transfer.lr_multiplier=0.5", "--set", "budget.env_steps=600",
         "--set", "eval.every_env_steps=200", "--set", "eval.episodes=20",
         "--set", "learner.start_after_env_steps=400", "--set", "metrics.every_updates=100",
         *QUIET, timeout=600,

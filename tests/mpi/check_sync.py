@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from mpi4py import MPI
 
-from agent.mpi import GradientAverager, flat_parameters
+from agent.gradient_averager import GradientAverager, flat_parameters
 from agent.td3 import Batch, TD3Learner
 from common.spec import Learner
 

@@ -1,4 +1,6 @@
-"""The principal's multi-task strategies: scheduler and weighting with their feedback, and
+"""The task mix: which tasks the observers collect and how much each weighs in the loss.
+
+The spec's strategies (meta/: scheduler and weighting) with their feedback, and
 what each task got since the last evaluation (``collect_share``, ``weight``)."""
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def noise_free_share(spec: Spec) -> float:
     return DEFAULT_NOISE_FREE_SHARE if spec.needs_success_feedback() else 0.0
 
 
-class TaskStrategies:
+class TaskMix:
     """Scheduler + weighting, fed by arriving episodes and finished updates."""
 
     def __init__(self, spec: Spec) -> None:

@@ -3,9 +3,9 @@
 Runs every ``--schedulers`` entry for ``--seeds`` seeds on the same tasks (default: Push,
 PickAndPlace and Slide as the distractor that cannot progress within the budget) and prints
 per scheduler and task the total env steps to ``--threshold`` (None: not reached) and the
-final success; curves (mean over seeds) go to bench/out/strategies.png.
+final success; curves (mean over seeds) go to bench/out/schedulers.png.
 
-    python bench/strategies.py [--tasks FetchPush-v4,FetchPickAndPlace-v4,FetchSlide-v4]
+    python -m bench.schedulers [--tasks FetchPush-v4,FetchPickAndPlace-v4,FetchSlide-v4]
         [--budget 1500000] [--seeds 3] [--set KEY=VALUE ...]
 """
 
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threshold", type=float, default=0.9)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--name", default="strategies", help="output names under bench/out")
+    parser.add_argument("--name", default="schedulers", help="output names under bench/out")
     args = parser.parse_args()
     tasks = args.tasks.split(",")
     common = [f"--set=tasks=[{', '.join(tasks)}]", f"--set=budget.env_steps={args.budget}",
