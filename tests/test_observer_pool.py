@@ -96,14 +96,16 @@ def test_a_replacement_is_admitted_and_given_slots_once_it_joined(
         pool, transport, _ = make_pool(replace=True)
         await pool.submit("B", Order(1, [], True, 0))
         watcher = asyncio.create_task(pool.admit_replacements(started.append, 2, 60))
-        await asyncio.sleep(0.05)
-        assert pool.lost == ["B"]  # not back in the group yet
+        for _ in range(5):  # several polls of the watcher
+            await asyncio.sleep(observer_pool.REJOIN_POLL_S)
+        assert pool.lost == ["B"] and started == []  # not back in the group yet
         transport.rejoined = True
-        await asyncio.sleep(0.05)
+        while not started:  # admitted at one of the next polls
+            await asyncio.sleep(observer_pool.REJOIN_POLL_S)
         watcher.cancel()
         return pool
 
-    pool = asyncio.run(scenario())
+    pool = asyncio.run(asyncio.wait_for(scenario(), timeout=30))
     assert pool.lost == [] and pool.rejoined == 1 and started == ["B", "B"]
 
 

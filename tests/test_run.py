@@ -230,8 +230,7 @@ def test_stop_signal_saves_checkpoint_writes_end_line_and_exits(
     assert end["event"] == "end" and end["stopped"] is True
     assert (end["observers_lost"], end["observers_rejoined"]) == (0, 0)
     assert (run_dir / "checkpoints" / "latest.pt").is_file()
-    time.sleep(0.5)
-    assert live_processes_in_group(process.pid) == []
+    assert_group_exits(process.pid)
 
 
 @pytest.mark.timing  # a healthy observer must answer within the RPC timeout
@@ -276,8 +275,7 @@ def test_run_survives_a_lost_observer_and_reaches_its_budget(
     if rejoined:  # the replacement joined under the same name and collected
         assert rejoined[0]["observer"] == lost["observer"] and rejoined[0]["down_s"] > 0
         assert end["episodes_by_observer"][lost["observer"]] > lost["episodes"]
-    time.sleep(0.5)
-    assert live_processes_in_group(process.pid) == []
+    assert_group_exits(process.pid)
 
 
 @pytest.mark.parametrize("when", ["starting", "training"])
@@ -323,6 +321,14 @@ def wait_for_record(run_dir: Path, event: str, timeout: float = 180) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"no {event} record within {timeout} s")
         time.sleep(0.5)
+
+
+def assert_group_exits(pgid: int, timeout: float = 30) -> None:
+    """Every process of group ``pgid`` is gone within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while (left := live_processes_in_group(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left == [], f"still running after {timeout} s: {left}"
 
 
 def live_processes_in_group(pgid: int) -> list[int]:
