@@ -143,11 +143,15 @@ def _run_eval(argv: list[str]) -> int:
         raise UsageError(f"--video {args.video}: exists and is not a directory")
     from agent.checkpoint import UnreadableCheckpoint
     from agent.evaluate import evaluate_checkpoint
+    from agent.video import VideoError
 
     try:
         success = evaluate_checkpoint(args.checkpoint, args.episodes, args.seed, args.video)
     except UnreadableCheckpoint as exc:
         raise UsageError(f"--checkpoint: {exc}") from None
+    except VideoError as exc:
+        print(f"error: --video: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps(success))
     return 0
 

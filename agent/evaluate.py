@@ -12,7 +12,7 @@ from agent.checkpoint import load_run_checkpoint
 from agent.video import record_video
 from common.policy import Policy, build_policy, task_shapes
 from common.spec import Spec, validate_spec
-from observer.rollout import Rollout
+from observer.rollout import Rollout, episode_seeds
 
 
 def load_policy(path: Path) -> tuple[Spec, Policy]:
@@ -28,20 +28,21 @@ def load_policy(path: Path) -> tuple[Spec, Policy]:
 def evaluate_checkpoint(path: Path, episodes: int, seed: int,
                         video_dir: Path | None = None) -> dict[str, float]:
     """``{task: success_rate}`` over ``episodes`` noise-free episodes per task; with
-    ``video_dir``, those episodes are rendered one after the other into
-    ``video_dir/<task>.mp4``."""
+    ``video_dir``, the same episodes (the same reset seeds) are rendered one after the other
+    into ``video_dir/<task>.mp4``."""
     spec, policy = load_policy(path)
+    rng = np.random.default_rng(seed)
+    width = spec.collect.envs_per_observer
     if video_dir is not None:
         rates = {}
         for task in spec.tasks:
             video = video_dir / f"{task}.mp4"
-            rendered = record_video(policy, list(spec.tasks), task, episodes, seed, video)
-            rates[task] = float(np.mean([episode.success for episode in rendered]))
+            seeds = episode_seeds(rng, episodes, width)
+            rates[task] = float(np.mean(record_video(policy, list(spec.tasks), task, seeds,
+                                                     video)))
             print(f"video: {video}", file=sys.stderr)
         return rates
-    rollout = Rollout(spec.tasks, task_shapes(spec.tasks), policy, spec.collect.envs_per_observer,
-                      0.0, 0.0)
-    rng = np.random.default_rng(seed)
+    rollout = Rollout(spec.tasks, task_shapes(spec.tasks), policy, width, 0.0, 0.0)
     try:
         return {
             task: float(rollout.collect(task, episodes, False, rng).success.mean())

@@ -134,6 +134,7 @@ class Principal:
                 "episodes": self.ingest.episodes,
                 "wall_time_s": self.wall_time(),
                 "next_eval": self.evaluator.next_eval,
+                "last_evaluated": self.evaluator.last_evaluated,
                 "next_checkpoint": self.next_checkpoint,
                 "order_id": self.order_id,
                 "replay_episodes": [replay.added for replay in self.replays],
@@ -157,6 +158,8 @@ class Principal:
         self.ingest.episodes = int(counters["episodes"])
         self.wall_offset = float(counters["wall_time_s"])
         self.evaluator.next_eval = int(counters["next_eval"])
+        if last := counters.get("last_evaluated"):  # checkpoints before it have none
+            self.evaluator.last_evaluated = (int(last[0]), int(last[1]))
         self.next_checkpoint = int(counters["next_checkpoint"])
         self.order_id = int(counters["order_id"])
         self.rng.bit_generator.state = state["rng"]["numpy"]
@@ -371,26 +374,28 @@ class Principal:
 
     # ------------------------------------------------------------ evaluation
     async def _whenever_due(self, next_due: Callable[[], int],
-                            act: Callable[[], Awaitable[None]]) -> None:
+                            act: Callable[[], Awaitable[None]],
+                            over: Callable[[], bool]) -> None:
         """``act`` each time the env steps reach ``next_due()`` (which ``act`` moves on),
-        until learning ends or the run stops."""
+        until ``over()`` or the run stops."""
         while True:
             await self.signals.wait_until(
-                lambda: self.signals.stopping or self.env_steps >= next_due()
-                or self._learning_finished()
-            )
-            if self.signals.stopping or self._learning_finished():
+                lambda: self.signals.stopping or self.env_steps >= next_due() or over())
+            if self.signals.stopping or over():
                 return
             await act()
 
     async def _evaluate_loop(self) -> None:
-        """Evaluations at the evaluator's cadence."""
-        await self._whenever_due(lambda: self.evaluator.next_eval, self.evaluator.evaluate)
+        """Evaluations at the evaluator's cadence while collection goes on; once all is
+        collected, the final evaluation (of the final weights) takes the last one's place."""
+        await self._whenever_due(lambda: self.evaluator.next_eval, self.evaluator.evaluate,
+                                 self.dispatch.finished)
 
     async def _video_loop(self) -> None:
         """A video per task at ``eval.video_every_env_steps``, when the spec asks for them."""
         if (videos := self.videos) is None:
             return
         videos.start_at(self.env_steps)
-        await self._whenever_due(lambda: videos.next_due,
-                                 lambda: videos.record(self._snapshot, *self._clock()))
+        await self._whenever_due(lambda: videos.next_due, lambda: videos.record(
+            self._take_snapshot(), *self._clock(), lambda: self.signals.stopping),
+            self._learning_finished)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from agent.metrics import Record
@@ -54,7 +55,10 @@ class TensorBoardSink:
     def write(self, record: Record) -> None:
         step = int(record.get("env_steps", 0))
         if record.get("event") == "video":
-            self._write_video(record, step)
+            try:
+                self._write_video(record, step)
+            except Exception as exc:  # one unreadable video must not cost the scalars
+                print(f"warning: TensorBoard: {record['video']}: {exc}", file=sys.stderr)
         for key, value in _scalars(record).items():
             self._writer.add_scalar(key, value, step)
 
@@ -93,7 +97,11 @@ class WandbSink:
 
         logged: dict = _scalars(record)
         if record.get("event") == "video":
-            video = wandb.Video(str(self._run_dir / record["video"]), format="mp4")
+            try:
+                video = wandb.Video(str(self._run_dir / record["video"]), format="mp4")
+            except Exception as exc:  # one unreadable video must not cost the scalars
+                print(f"warning: wandb: {record['video']}: {exc}", file=sys.stderr)
+                return
             logged = {f"video/{record['task']}": video}
         if logged:
             self._run.log({**logged, "env_steps": int(record.get("env_steps", 0))})

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -11,7 +13,7 @@ import torch
 from agent.metrics import MetricsPipeline
 from agent.online_eval import EVAL_SEED_OFFSET
 from agent.schedule import next_multiple
-from agent.video import RenderedEpisode, record_video
+from agent.video import VideoError, record_video
 from common.messages import PolicySnapshot
 from common.policy import build_policy
 from common.spec import Spec
@@ -25,27 +27,38 @@ class TrainingVideos:
         assert every is not None, "videos are off in this spec"
         self.every, self.run_dir, self.metrics = every, run_dir, metrics
         self.tasks = list(spec.tasks)
-        self.seed = spec.seed + EVAL_SEED_OFFSET  # the same goals in every video
+        self.seed = spec.seed + EVAL_SEED_OFFSET  # one reset seed: the same goal every time
         self._policy = build_policy(spec)
         self.next_due = every
+        self.failed = False
+        """A video failed (no EGL library, say): no more are recorded."""
 
     def start_at(self, env_steps: int) -> None:
         """Schedule the first video after ``env_steps`` (a resumed run's count)."""
         self.next_due = next_multiple(env_steps, self.every)
 
-    async def record(self, snapshot: PolicySnapshot, env_steps: int, wall_time_s: float) -> None:
-        """One episode per task with the weights of ``snapshot``."""
+    async def record(self, snapshot: PolicySnapshot, env_steps: int, wall_time_s: float,
+                     stopping: Callable[[], bool]) -> None:
+        """One episode per task with the weights of ``snapshot`` (until a stop). A video
+        that fails is a warning, and the run records no more: it never stops training."""
         self.next_due = next_multiple(env_steps, self.every)
         self._policy.load(snapshot)
         for task in self.tasks:
+            if stopping() or self.failed:
+                return
             relative = Path("videos") / task / f"{env_steps:09d}.mp4"
-            episode = await asyncio.to_thread(self._render, task, self.run_dir / relative)
+            try:
+                success = await asyncio.to_thread(self._render, task, self.run_dir / relative)
+            except VideoError as exc:
+                print(f"warning: no more videos in this run: {exc}", file=sys.stderr)
+                self.failed = True
+                return
             await self.metrics.emit_reliable({
                 "event": "video", "task": task, "env_steps": env_steps,
                 "updates": snapshot.version, "wall_time_s": round(wall_time_s, 3),
-                "success": episode.success, "video": str(relative),
+                "success": success, "video": str(relative),
             })
 
-    def _render(self, task: str, path: Path) -> RenderedEpisode:
+    def _render(self, task: str, path: Path) -> bool:
         torch.set_num_threads(1)  # per thread under OpenMP: see observer/worker.py
-        return record_video(self._policy, self.tasks, task, 1, self.seed, path)[0]
+        return record_video(self._policy, self.tasks, task, [self.seed], path)[0]

@@ -1,16 +1,18 @@
 """Videos of the policy: noise-free episodes rendered offscreen, labelled, written as MP4.
 
-Rendering uses MuJoCo's offscreen context (``MUJOCO_GL=egl`` unless a display is set; on a
+Rendering uses MuJoCo's offscreen context (``MUJOCO_GL=egl`` unless set otherwise; on a
 CPU machine EGL renders through Mesa). One frame per env step plus the reset frame, so an
-episode of horizon T gives T + 1 frames.
+episode of horizon T gives T + 1 frames. Episodes are written as they finish: memory holds
+one episode's frames, however many episodes a video has.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
+import imageio.v2 as imageio
 import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -21,63 +23,55 @@ from common.policy import Policy
 FRAME_SIZE = 256
 """Width and height of a rendered frame (even, as H.264 wants)."""
 FPS = 25
+RENDERING_HINT = ("offscreen rendering needs MUJOCO_GL=egl and an EGL library "
+                  "(Debian: libegl1 libegl-mesa0 libgl1-mesa-dri libgles2)")
 
 
-@dataclass
-class RenderedEpisode:
-    frames: np.ndarray
-    """``(T + 1, H, W, 3)`` uint8, the reset frame first."""
-    success: bool
+class VideoError(RuntimeError):
+    """A video could not be rendered or written (no EGL library, no ffmpeg, a bad path)."""
 
 
-def render_episodes(policy: Policy, tasks: list[str], task: str, episodes: int,
-                    seed: int) -> list[RenderedEpisode]:
-    """``episodes`` noise-free episodes of ``task`` with ``policy``, every step rendered."""
-    index = tasks.index(task)
-    env = family_of(task).make_rendering(task, FRAME_SIZE)
-    try:
-        rendered = []
-        for episode in range(episodes):
-            obs, _ = env.reset(seed=seed + episode)
-            frames, info = [env.render()], {}
-            for _ in range(env.spec.max_episode_steps):
-                action = policy.act(index, obs["observation"][None], obs["desired_goal"][None])
-                obs, _, _, _, info = env.step(action[0])
-                frames.append(env.render())
-            rendered.append(RenderedEpisode(np.stack(frames), bool(info["is_success"] > 0.5)))
-        return rendered
-    finally:
-        env.close()
-
-
-def labelled(task: str, episodes: list[RenderedEpisode]) -> np.ndarray:
-    """All frames in order, each showing the task, the episode and its outcome."""
+def labelled(task: str, frames: list[np.ndarray], number: int, total: int,
+             success: bool) -> list[np.ndarray]:
+    """``frames`` of one episode, each showing the task, the episode and its outcome."""
     font = ImageFont.load_default(size=13)
+    text = f"{task}\nepisode {number}/{total}: {'success' if success else 'failure'}"
     out = []
-    for number, episode in enumerate(episodes, 1):
-        outcome = "success" if episode.success else "failure"
-        text = f"{task}\nepisode {number}/{len(episodes)}: {outcome}"
-        for frame in episode.frames:
-            image = Image.fromarray(frame)
-            ImageDraw.Draw(image).text((6, 6), text, fill=(255, 255, 255), font=font,
-                                       stroke_width=2, stroke_fill=(0, 0, 0))
-            out.append(np.asarray(image))
-    return np.stack(out)
+    for frame in frames:
+        image = Image.fromarray(frame)
+        ImageDraw.Draw(image).text((6, 6), text, fill=(255, 255, 255), font=font,
+                                   stroke_width=2, stroke_fill=(0, 0, 0))
+        out.append(np.asarray(image))
+    return out
 
 
-def write_mp4(path: Path, frames: np.ndarray) -> Path:
-    """H.264 MP4 of ``frames`` (ffmpeg from imageio-ffmpeg's wheel)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, frames, plugin="FFMPEG", fps=FPS, codec="libx264", macro_block_size=16)
-    return path
-
-
-def record_video(policy: Policy, tasks: list[str], task: str, episodes: int, seed: int,
-                 path: Path) -> list[RenderedEpisode]:
-    """Render, label and write one MP4 of ``episodes`` episodes of ``task``."""
-    rendered = render_episodes(policy, tasks, task, episodes, seed)
-    write_mp4(path, labelled(task, rendered))
-    return rendered
+def record_video(policy: Policy, tasks: list[str], task: str, seeds: list[int],
+                 path: Path) -> list[bool]:
+    """One MP4 of noise-free episodes of ``task``, one per reset seed, one after the other;
+    returns each episode's success. Raises :class:`VideoError` naming what failed."""
+    index, successes = tasks.index(task), []
+    try:
+        with contextlib.ExitStack() as stack:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            env = family_of(task).make_rendering(task, FRAME_SIZE)
+            stack.callback(env.close)
+            writer = imageio.get_writer(path, format="FFMPEG", fps=FPS, codec="libx264",
+                                        macro_block_size=16)
+            stack.callback(writer.close)
+            for number, seed in enumerate(seeds, 1):
+                obs, _ = env.reset(seed=seed)
+                frames, info = [env.render()], {}
+                for _ in range(env.spec.max_episode_steps):
+                    goal = obs["desired_goal"][None]
+                    obs, _, _, _, info = env.step(policy.act(index, obs["observation"][None],
+                                                             goal)[0])
+                    frames.append(env.render())
+                successes.append(bool(info["is_success"] > 0.5))
+                for frame in labelled(task, frames, number, len(seeds), successes[-1]):
+                    writer.append_data(frame)
+    except Exception as exc:  # whatever the renderer, ffmpeg or the file system raised
+        raise VideoError(f"{path}: {exc}; {RENDERING_HINT}") from exc
+    return successes
 
 
 def gif_bytes(frames: np.ndarray, every: int = 2) -> bytes:

@@ -29,8 +29,7 @@ class TaskShape:
 
 
 def _register_robotics() -> None:
-    if not os.environ.get("DISPLAY"):  # offscreen rendering without a display
-        os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("MUJOCO_GL", "egl")  # rendering is offscreen, display or not
     # gymnasium-robotics prints a notice about Adroit reward versions on import; we use no
     # Adroit env, so drop that notice instead of printing it once per process.
     from farama_notifications import notifications

@@ -22,6 +22,16 @@ def explore(
     return noisy.astype(np.float32)
 
 
+def episode_seeds(rng: np.random.Generator, episodes: int, num_envs: int) -> list[int]:
+    """Reset seeds of ``episodes`` episodes stepped ``num_envs`` at a time: the ones
+    :meth:`Rollout.collect` uses for noise-free episodes (exploring ones draw noise too)."""
+    seeds: list[int] = []
+    while len(seeds) < episodes:
+        width = min(num_envs, episodes - len(seeds))
+        seeds += [int(s) for s in rng.integers(0, 2**31 - 1, width)]
+    return seeds
+
+
 class Rollout:
     """Steps one vector env per (task, width) and returns :class:`EpisodeBatch` objects."""
 
@@ -66,7 +76,7 @@ class Rollout:
         index = self.tasks.index(task)
         horizon = self.shapes[index].horizon
         env = self._vector_env(task, width)
-        obs, _ = env.reset(seed=[int(s) for s in rng.integers(0, 2**31 - 1, width)])
+        obs, _ = env.reset(seed=episode_seeds(rng, width, width))
         observations, achieved = [obs["observation"]], [obs["achieved_goal"]]
         desired, actions = [], []
         info: dict = {}

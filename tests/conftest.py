@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import subprocess
@@ -20,6 +21,20 @@ REACH_3K = ["--set", "budget.env_steps=3000", "--set", "eval.every_env_steps=100
 # For runs that test the machinery, not learning: a small, cheap learner and short evaluations.
 LIGHT = ["--set", "learner.batch_size=64", "--set", "learner.hidden_sizes=[64,64]",
          "--set", "eval.episodes=2"]
+
+
+def egl_available() -> bool:
+    """Whether offscreen rendering (videos) can work here."""
+    try:
+        ctypes.CDLL("libEGL.so.1")
+    except OSError:
+        return False
+    return True
+
+
+NEEDS_EGL = pytest.mark.skipif(
+    not egl_available(), reason="no EGL library for offscreen rendering "
+    "(Debian: libegl1 libegl-mesa0 libgl1-mesa-dri libgles2)")
 
 
 def pytest_configure(config: pytest.Config) -> None:

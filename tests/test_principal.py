@@ -255,3 +255,15 @@ def test_every_strategy_runs_two_tasks_to_the_budget_and_logs_shares_and_weights
     assert sum(r["weight"] for r in final) == pytest.approx(1.0, abs=1e-5)
     if sections.get("weighting", {}).get("name") in ("famo", "loss"):
         assert final[0]["weight"] != pytest.approx(0.5, abs=1e-4)  # losses moved them
+
+
+def test_the_last_evaluation_is_one_of_the_final_weights_and_comes_once(tmp_path: Path) -> None:
+    """Instant observers finish collecting long before the learner: the evaluation due at
+    the budget waits for the final weights instead of evaluating stale ones first."""
+    principal, _, sink = make_principal(tmp_path, budget=400, delay={"A": 0.0}, failing=set())
+    principal.spec.eval.every_env_steps = principal.evaluator.next_eval = 200
+    principal.spec.learner.updates_per_env_step = 0.5
+    end = asyncio.run(asyncio.wait_for(principal.run(), timeout=120))
+    at_budget = [r for r in sink.records if r.get("event") == "eval" and r["env_steps"] == 400]
+    assert len(at_budget) == 1 and at_budget[0]["updates"] == end["updates"] == 200
+    assert at_budget[0]["collect_share"] > 0  # episodes arrived since the evaluation before

@@ -12,7 +12,15 @@ import pytest
 import yaml
 
 from agent.checkpoint import load_checkpoint
-from tests.conftest import LIGHT, QUIET, read_metrics, run_main, start_main
+from tests.conftest import (
+    LIGHT,
+    NEEDS_EGL,
+    QUIET,
+    egl_available,
+    read_metrics,
+    run_main,
+    start_main,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -27,14 +35,14 @@ tasks: [FetchReach-v4, FetchPush-v4]
 seed: 3
 observers: 2
 budget: {env_steps: 1200}
-eval: {every_env_steps: 400, episodes: 4, video_every_env_steps: 1000}
+eval: {every_env_steps: 400, episodes: 4VIDEOS}
 collect: {envs_per_observer: 2, episodes_per_task: 2, weights_every_updates: 10}
 learner: {batch_size: 64, updates_per_env_step: 0.25, start_after_env_steps: 200,
           collect_ahead_env_steps: 200,
           hidden_sizes: [64, 64]}
 metrics: {every_updates: 20, wandb: {mode: disabled}, progress_bar: false}
 checkpoint: {every_env_steps: 400}
-"""
+""".replace("VIDEOS", ", video_every_env_steps: 1000" if egl_available() else "")
     )
     run_dir = tmp / "run"
     result = run_main("--spec", str(spec), "--run-dir", str(run_dir), timeout=300)
@@ -142,6 +150,7 @@ def test_eval_command_prints_success_per_task(finished_run: Path) -> None:
     assert all(abs(rate * 3 - round(rate * 3)) < 1e-5 for rate in rates.values())  # k of 3
 
 
+@NEEDS_EGL
 def test_a_video_per_task_at_its_cadence_in_the_run_tensorboard_and_summary(
     finished_run: Path,
 ) -> None:
@@ -163,6 +172,7 @@ def test_a_video_per_task_at_its_cadence_in_the_run_tensorboard_and_summary(
     assert f"videos: {finished_run / 'videos'}" in printed
 
 
+@NEEDS_EGL
 def test_eval_command_writes_one_video_per_task_of_its_episodes(
     finished_run: Path, tmp_path: Path,
 ) -> None:
