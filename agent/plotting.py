@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from agent.summary import read_records
 
@@ -16,6 +17,19 @@ def eval_curves(metrics_path: Path) -> dict[str, list[tuple[int, float]]]:
         if record.get("event") == "eval":
             curves[record["task"]].append((record["env_steps"], record["success_rate"]))
     return dict(curves)
+
+
+def _label_steps(ax: Any) -> None:
+    """Env-step ticks as 250k, 1.5M: full numbers run into each other."""
+    from matplotlib.ticker import FuncFormatter
+
+    def short(value: float, _: int) -> str:
+        for scale, suffix in ((1e6, "M"), (1e3, "k")):
+            if abs(value) >= scale:
+                return f"{value / scale:g}{suffix}"
+        return f"{value:g}"
+
+    ax.xaxis.set_major_formatter(FuncFormatter(short))
 
 
 def plot_success(metrics_path: Path, png_path: Path) -> None:
@@ -31,6 +45,7 @@ def plot_success(metrics_path: Path, png_path: Path) -> None:
         steps, success = zip(*points, strict=True)
         ax.plot(steps, success, marker="o", markersize=3, label=task)
     ax.set_xlabel("env steps (all tasks)")
+    _label_steps(ax)
     ax.set_ylabel("success rate (deterministic eval)")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
@@ -102,6 +117,8 @@ def plot_runs(groups: dict[str, list[Path]], png: Path,
                     ax.fill_between(x, y.min(axis=0), y.max(axis=0), alpha=0.2,
                                     color=color[label])
                 ax.set_xlabel(x_label)
+                if x_key == "env_steps":
+                    _label_steps(ax)
                 ax.set_ylabel(field)
                 ax.set_ylim(-0.02, 1.02)
                 ax.grid(alpha=0.3)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUIET, REACH_3K, read_metrics, run_main
+from tests.conftest import QUIET, reach_judged_at, read_metrics, run_main
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +17,7 @@ def learned_reach(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped Reach demo, trained for 3,000 env steps."""
     run_dir = tmp_path_factory.mktemp("reach") / "run"
     result = run_main("--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir),
-                      *REACH_3K, *QUIET, timeout=600)
+                      *reach_judged_at(3000), *QUIET, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
 
@@ -61,7 +61,7 @@ def test_each_architecture_learns_fetch_reach(tmp_path: Path, arch: str) -> None
     run_dir = tmp_path / arch
     result = run_main(
         "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir),
-        *REACH_3K, "--set", f"model.arch={arch}", *QUIET, timeout=600,
+        *reach_judged_at(2500), "--set", f"model.arch={arch}", *QUIET, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     evals = [r for r in read_metrics(run_dir) if r["event"] == "eval"]

@@ -179,12 +179,12 @@ def test_eval_command_writes_one_video_per_task_of_its_episodes(
     from agent.video import read_frames
 
     result = run_main("eval", "--checkpoint", str(finished_run / "checkpoints" / "latest.pt"),
-                      "--episodes", "2", "--video", str(tmp_path / "v"), timeout=300)
+                      "--episodes", "1", "--video", str(tmp_path / "v"), timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     rates = json.loads(result.stdout.strip().splitlines()[-1])
-    assert all(rate in (0.0, 0.5, 1.0) for rate in rates.values())
+    assert all(rate in (0.0, 1.0) for rate in rates.values())
     for task in ("FetchReach-v4", "FetchPush-v4"):
-        assert read_frames(tmp_path / "v" / f"{task}.mp4").shape[0] == 2 * 51  # reset + 50
+        assert read_frames(tmp_path / "v" / f"{task}.mp4").shape[0] == 51  # reset + 50 steps
     taken = tmp_path / "file"
     taken.write_text("")
     bad = run_main("eval", "--checkpoint", str(finished_run / "checkpoints" / "latest.pt"),
@@ -365,13 +365,13 @@ def test_resume_refuses_to_change_the_model(finished_run: Path) -> None:
 def test_kill_9_then_resume_continues_from_the_checkpoint_with_replay(tmp_path: Path) -> None:
     """Also: a truncated replay chunk costs its episodes, named on stderr and in a record."""
     run_dir, log = tmp_path / "run", tmp_path / "stderr.log"
-    args = ["--set", "budget.env_steps=3000", "--set", "checkpoint.every_env_steps=500", *LIGHT,
+    args = ["--set", "budget.env_steps=2000", "--set", "checkpoint.every_env_steps=500", *LIGHT,
             *QUIET]
     process = start_main(log, "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir), *args)
     try:
         deadline = time.monotonic() + 180
         while not (run_dir / "checkpoints" / "latest.pt").exists() or not any(
-            r.get("env_steps", 0) >= 1500 for r in read_metrics(run_dir)
+            r.get("env_steps", 0) >= 1000 for r in read_metrics(run_dir)
         ):
             assert time.monotonic() < deadline and process.poll() is None, log.read_text()
             time.sleep(0.2)
@@ -389,13 +389,13 @@ def test_kill_9_then_resume_continues_from_the_checkpoint_with_replay(tmp_path: 
     assert result.returncode == 0, result.stderr[-3000:]
     assert str(oldest) in result.stderr and "Traceback" not in result.stderr
     after = read_metrics(run_dir)[len(before):]
-    assert after[-1]["event"] == "end" and after[-1]["env_steps"] == 3000
+    assert after[-1]["event"] == "end" and after[-1]["env_steps"] == 2000
     assert not after[-1]["stopped"]
     assert min(r["env_steps"] for r in after) >= saved  # continued from the checkpoint
     lost = [r for r in after if r["event"] == "replay_lost"]
     assert [(r["task"], r["episodes"]) for r in lost] == [
         ("FetchReach-v4", int(oldest.stem.split("-")[1]))]
-    assert max(r["env_steps"] for r in before) < 3000
+    assert max(r["env_steps"] for r in before) < 2000
 
 
 def test_eval_of_a_file_that_is_not_a_checkpoint_exits_2_naming_it(tmp_path: Path) -> None:
