@@ -22,9 +22,10 @@ def reach_judged_at(env_steps: int) -> list[str]:
     by 2,000 for two MPI ranks at batch 128 each (2 seeds) and for the demo (3 seeds)."""
     return ["--set", f"budget.env_steps={env_steps}", "--set", "eval.every_env_steps=1000000",
             "--set", "eval.episodes=20"]
-# For runs that test the machinery, not learning: a small, cheap learner and short evaluations.
+# For runs that test the machinery, not learning: a small learner with few updates (so the
+# run is collection-bound: its env steps tell its wall-clock) and short evaluations.
 LIGHT = ["--set", "learner.batch_size=64", "--set", "learner.hidden_sizes=[64,64]",
-         "--set", "eval.episodes=2"]
+         "--set", "learner.updates_per_env_step=0.1", "--set", "eval.episodes=2"]
 
 
 def egl_available() -> bool:
