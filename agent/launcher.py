@@ -36,7 +36,7 @@ def build_metrics(spec: Spec, run_dir: Path, initial_env_steps: int) -> MetricsP
     cfg = spec.metrics
     sinks = [JsonlSink(run_dir / "metrics.jsonl")]
     if cfg.tensorboard:
-        sinks.append(TensorBoardSink(run_dir / "tensorboard", run_dir))
+        sinks.append(TensorBoardSink(run_dir))
     if cfg.wandb.mode != "disabled":
         sinks.append(WandbSink(
             run_dir, cfg.wandb.mode, cfg.wandb.project, cfg.wandb.entity,

@@ -46,10 +46,10 @@ class TensorBoardSink:
     """Scalars keyed by metric name, stepped by total env steps; videos as animated GIFs
     (TensorBoard's own video format, shown under Images)."""
 
-    def __init__(self, log_dir: Path, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self._writer = SummaryWriter(str(log_dir))
+        self._writer = SummaryWriter(str(run_dir / "tensorboard"))
         self._run_dir = run_dir
 
     def write(self, record: Record) -> None:
@@ -85,7 +85,7 @@ class WandbSink:
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb
 
-        self._run_dir = run_dir
+        self._run_dir, self._video = run_dir, wandb.Video
 
         self._run = wandb.init(
             project=project, entity=entity, mode=mode, dir=str(run_dir), config=config,
@@ -93,12 +93,10 @@ class WandbSink:
         )
 
     def write(self, record: Record) -> None:
-        import wandb
-
         logged: dict = _scalars(record)
         if record.get("event") == "video":
             try:
-                video = wandb.Video(str(self._run_dir / record["video"]), format="mp4")
+                video = self._video(str(self._run_dir / record["video"]), format="mp4")
             except Exception as exc:  # one unreadable video must not cost the scalars
                 print(f"warning: wandb: {record['video']}: {exc}", file=sys.stderr)
                 return

@@ -75,10 +75,10 @@ def test_eval_scalars_are_namespaced_by_task() -> None:
 
 
 def test_tensorboard_sink_writes_event_file(tmp_path: Path) -> None:
-    sink = TensorBoardSink(tmp_path / "tb", tmp_path)
+    sink = TensorBoardSink(tmp_path)
     sink.write({"event": "train", "env_steps": 100, "losses/critic": 0.5})
     sink.close()
-    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
 
 
 def test_wandb_sink_runs_offline_without_network_or_key(
