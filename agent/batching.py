@@ -51,7 +51,7 @@ class MultiTaskBatcher:
             tr = self.samplers[task].sample(self.replays[task], int(count), self.rng)
             parts.append((
                 self.encoder.encode(task, tr.obs, tr.goal),
-                tr.action,
+                self.encoder.pad_action(task, tr.action),
                 tr.reward,
                 self.encoder.encode(task, tr.next_obs, tr.goal),
                 np.full(count, task, np.int64),

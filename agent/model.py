@@ -8,6 +8,7 @@ import torch
 from agent.batching import MultiTaskBatcher
 from agent.her import HerSampler
 from agent.replay import EpisodeReplay
+from agent.sac import SACLearner
 from agent.td3 import GradSync, TD3Learner
 from common.envs import family_of
 from common.normalizer import ObservationEncoder
@@ -25,12 +26,15 @@ def resolve_device(name: str) -> torch.device:
 def build_learner(
     spec: Spec, encoder: ObservationEncoder, grad_sync: GradSync | None = None
 ) -> TD3Learner:
-    """The TD3 learner over the encoder's input, on the spec's device, with the spec's
-    architecture, PCGrad if weighted so, the meta inner optimizer and the transfer lr scale."""
-    return TD3Learner(
+    """The learner of ``learner.algo`` (TD3, DDPG or SAC) over the encoder's input, on the
+    spec's device, with the spec's architecture, PCGrad if weighted so, the meta inner
+    optimizer and the transfer lr scale."""
+    kind = SACLearner if spec.learner.algo == "sac" else TD3Learner
+    return kind(
         encoder.input_dim, encoder.action_dim, len(spec.tasks), spec.learner,
         resolve_device(spec.learner.device), grad_sync,
         model=spec.model,
+        action_dims=encoder.action_dims,
         project_gradients=spec.weighting.name == "pcgrad",
         optimizer=spec.meta.inner_optimizer if spec.meta.update != "none" else "adam",
         lr_scale=spec.transfer.lr_multiplier if spec.transfer.from_checkpoint else 1.0,

@@ -20,8 +20,9 @@ import torch
 
 from agent.td3 import Batch, TD3Learner
 
-Prepared: TypeAlias = tuple[Batch, torch.Tensor]
-"""A batch and its TD targets."""
+Prepared: TypeAlias = tuple[Batch, torch.Tensor | None]
+"""A batch and its TD targets (None where the learner computes them itself: SAC's read the
+actor, which every update moves)."""
 
 
 class BatchPrefetcher:
@@ -55,7 +56,8 @@ class BatchPrefetcher:
         while (shares := self._requests.get()) is not None:
             try:
                 batch = self._sample(shares)
-                self._ready.put((batch, self._learner.td_target(batch)))
+                target = self._learner.td_target(batch) if self._learner.targets_ahead else None
+                self._ready.put((batch, target))
             except BaseException as exc:  # raised on the learner's thread by next()
                 self._ready.put(exc)
 

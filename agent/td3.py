@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -52,6 +52,10 @@ class UpdateResult:
     actor_loss: torch.Tensor | None = None
     """None when this update left the actor alone (TD3's policy delay)."""
     actor_loss_per_task: torch.Tensor | None = None
+    temperature_per_task: torch.Tensor | None = None
+    """SAC: each task's entropy temperature α after this update."""
+    entropy_per_task: torch.Tensor | None = None
+    """SAC: each task's policy entropy estimate, the mean of -log π over its rows."""
 
     def scalars(self) -> dict[str, torch.Tensor]:
         """Joint values by metric name."""
@@ -64,9 +68,10 @@ class UpdateResult:
     def per_task(self) -> dict[str, torch.Tensor]:
         """Per-task vectors by metric name (recorded as ``<name>/<task>``)."""
         named = {"losses/critic": self.critic_loss_per_task, "q/mean": self.q_mean_per_task}
-        if self.actor_loss_per_task is not None:
-            named["losses/actor"] = self.actor_loss_per_task
-        return named
+        optional = {"losses/actor": self.actor_loss_per_task,
+                    "sac/temperature": self.temperature_per_task,
+                    "sac/entropy": self.entropy_per_task}
+        return named | {name: v for name, v in optional.items() if v is not None}
 
     @staticmethod
     def mean(results: list[UpdateResult]) -> UpdateResult:
@@ -93,6 +98,8 @@ class UpdateResult:
             tasks_present=torch.stack([r.tasks_present for r in results]).amax(0),
             actor_loss=joint([r.actor_loss for r in results]),
             actor_loss_per_task=per_task([r.actor_loss_per_task for r in results]),
+            temperature_per_task=per_task([r.temperature_per_task for r in results]),
+            entropy_per_task=per_task([r.entropy_per_task for r in results]),
         )
 
 
@@ -129,6 +136,12 @@ def td3_target(
 class TD3Learner:
     """Actor, twin critics, their targets and optimizers; :meth:`update` does one step."""
 
+    stochastic_actor = False
+    """Whether the actor is tanh-Gaussian (SAC, :mod:`agent.sac`) rather than deterministic."""
+    targets_ahead = True
+    """Whether TD targets may be computed on another thread while an update runs: they read
+    only the target networks (which move under ``targets_lock``)."""
+
     def __init__(
         self,
         input_dim: int,
@@ -142,19 +155,24 @@ class TD3Learner:
         project_gradients: bool = False,
         optimizer: str = "adam",
         lr_scale: float = 1.0,
+        action_dims: Sequence[int] | None = None,
     ) -> None:
         self.config, self.device, self.num_tasks = config, device, num_tasks
         self.model = model or ModelConfig()
-        self.twin = config.algo == "td3"
+        self.twin = config.algo != "ddpg"
         self.grad_sync = grad_sync or (lambda module: None)
         self.project_gradients = project_gradients
         """PCGrad: combine per-task gradients with conflicting components projected out."""
         dims = (input_dim, action_dim, config.hidden_sizes, num_tasks)
-        self.actor = build_actor(self.model, *dims).to(device)
+        self.action_dims = list(action_dims or [action_dim] * num_tasks)
+        """Each task's own action size (``action_dim`` is the largest; the rest is padding)."""
+        self.actor = build_actor(self.model, *dims, stochastic=self.stochastic_actor,
+                                 action_dims=self.action_dims).to(device)
         self.critics = nn.ModuleList(
             build_critic(self.model, *dims) for _ in range(2 if self.twin else 1)
         ).to(device)
-        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.actor_target = (None if self.stochastic_actor
+                             else copy.deepcopy(self.actor).requires_grad_(False))
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
         freeze(self.actor, self.model.freeze)
         freeze(self.critics, self.model.freeze)
@@ -164,8 +182,8 @@ class TD3Learner:
         self.critic_opt = opt(self.critics.parameters(), lr=self.critic_lr)
         self.updates = 0
         """Critic updates done so far: the policy version observers see."""
-        self.actor_delay = config.policy_delay if self.twin else 1
-        """Critic updates per actor update (TD3's policy delay; 1 for DDPG)."""
+        self.actor_delay = config.policy_delay if config.algo == "td3" else 1
+        """Critic updates per actor update (TD3's policy delay; 1 for DDPG and SAC)."""
         self.targets_lock: contextlib.AbstractContextManager = contextlib.nullcontext()
         """Held while the target networks are read for TD targets or moved by a Polyak step;
         a real lock once another thread computes targets (:mod:`agent.prefetch`)."""
@@ -260,21 +278,29 @@ class TD3Learner:
                 noise = (torch.randn_like(next_action) * cfg.target_noise).clamp(
                     -cfg.target_noise_clip, cfg.target_noise_clip
                 )
-                next_action = (next_action + noise).clamp(-1.0, 1.0)
+                next_action = self.actor_target.masked(batch.next_obs,
+                                                       (next_action + noise).clamp(-1.0, 1.0))
             next_qs = [q(batch.next_obs, next_action) for q in self.critics_target]
         return td3_target(batch.reward, next_qs[0], next_qs[1] if self.twin else None, cfg.gamma)
 
     def _actor_losses(self, batch: Batch, counts: torch.Tensor) -> torch.Tensor:
         """Per-task actor losses: -Q1(s, π(s)) plus the action penalty."""
         action = self.actor(batch.obs)
-        trainable = [p for p in self.critics.parameters() if p.requires_grad]
-        for param in trainable:  # the actor step needs no critic weight gradients
+        per_row = -self._q_for_actor(batch.obs, action, self.critics[:1]) \
+            + self.config.action_l2 * action.pow(2).mean(-1)
+        return per_task_mean(per_row, batch.task, counts)
+
+    def _q_for_actor(self, obs: torch.Tensor, action: torch.Tensor,
+                     critics: nn.ModuleList) -> torch.Tensor:
+        """The smallest of ``critics``' Q(s, a), differentiable in ``action`` only (the actor
+        step needs no critic weight gradients)."""
+        trainable = [p for p in critics.parameters() if p.requires_grad]
+        for param in trainable:
             param.requires_grad_(False)
-        q = self.critics[0](batch.obs, action)
+        q = torch.stack([critic(obs, action) for critic in critics]).amin(0)
         for param in trainable:
             param.requires_grad_(True)
-        per_row = -q + self.config.action_l2 * action.pow(2).mean(-1)
-        return per_task_mean(per_row, batch.task, counts)
+        return q
 
     def _backward(
         self, per_task: torch.Tensor, weights: torch.Tensor, present: torch.Tensor,
@@ -303,31 +329,33 @@ class TD3Learner:
     def soft_update(self) -> None:
         """One Polyak step of the target networks towards the current ones."""
         tau = self.config.tau
+        nets = self.networks()
         with self.targets_lock:
-            for net, target in ((self.actor, self.actor_target),
-                                (self.critics, self.critics_target)):
-                torch._foreach_lerp_(list(target.parameters()), list(net.parameters()), tau)
+            for name, target in nets.items():
+                if name.endswith("_target"):
+                    source = nets[name.removesuffix("_target")]
+                    torch._foreach_lerp_(list(target.parameters()), list(source.parameters()),
+                                         tau)
+
+    def networks(self) -> dict[str, nn.Module]:
+        """Every network by its checkpoint name; ``<name>_target`` follows ``<name>``."""
+        return {"actor": self.actor, "critics": self.critics,
+                "actor_target": self.actor_target, "critics_target": self.critics_target}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Every optimizer by its checkpoint name."""
+        return {"actor_opt": self.actor_opt, "critic_opt": self.critic_opt}
 
     def actor_state_cpu(self) -> dict[str, torch.Tensor]:
         """A detached CPU copy of the actor weights (the learner's modules are untouched)."""
         return {k: v.detach().to("cpu", copy=True) for k, v in self.actor.state_dict().items()}
 
     def state_dict(self) -> dict:
-        return {
-            "actor": self.actor.state_dict(),
-            "critics": self.critics.state_dict(),
-            "actor_target": self.actor_target.state_dict(),
-            "critics_target": self.critics_target.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "updates": self.updates,
-        }
+        parts = {**self.networks(), **self.optimizers()}
+        return {name: part.state_dict() for name, part in parts.items()} | {
+            "updates": self.updates}
 
     def load_state_dict(self, state: dict) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.critics.load_state_dict(state["critics"])
-        self.actor_target.load_state_dict(state["actor_target"])
-        self.critics_target.load_state_dict(state["critics_target"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
+        for name, part in {**self.networks(), **self.optimizers()}.items():
+            part.load_state_dict(state[name])
         self.updates = int(state["updates"])

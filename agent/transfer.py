@@ -119,11 +119,11 @@ def transfer_into(state: dict, source_name: str, learner: TD3Learner,
                   encoder: ObservationEncoder, tasks: list[str]) -> None:
     """Start ``learner`` from a source checkpoint's networks, tasks matched by name.
 
-    Actor, critics and their targets are mapped with :func:`transfer_state`; normalizer
-    statistics come from the same task, and a new task with the same observation size takes
-    the source's first task's (it starts as a clone of that task, as its network does; its
-    own data then joins those sums). Optimizers start fresh. Raises SpecError naming
-    ``source_name`` when the networks cannot be mapped.
+    Every network (actor, critics, their targets, SAC's temperatures) is mapped with
+    :func:`transfer_state`; normalizer statistics come from the same task, and a new task with
+    the same observation size takes the source's first task's (it starts as a clone of that
+    task, as its network does; its own data then joins those sums). Optimizers start fresh.
+    Raises SpecError naming ``source_name`` when the networks cannot be mapped.
     """
     source_spec, nets = state["spec"], state["learner"]
     source_tasks = list(source_spec["tasks"])
@@ -135,8 +135,7 @@ def transfer_into(state: dict, source_name: str, learner: TD3Learner,
     if source_obs_dim != encoder.obs_dim:
         raise SpecError(f"transfer.from_checkpoint: {source_name}: observations have "
                         f"{source_obs_dim} features there, {encoder.obs_dim} here")
-    modules = {"actor": learner.actor, "critics": learner.critics,
-               "actor_target": learner.actor_target, "critics_target": learner.critics_target}
+    modules = learner.networks()
     try:
         mapped = {name: transfer_state(nets[name], source_tasks, module.state_dict(), tasks,
                                        encoder.obs_dim, encoder.goal_dim)

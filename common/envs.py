@@ -1,16 +1,20 @@
 """Environment families behind one small adapter: task ids, make, shapes, reward function.
 
-Everything Fetch-specific lives here. Other families (Panda, Meta-World) add an adapter
-with the same methods and register their task ids in :data:`FAMILIES`.
+Everything family-specific lives here: Fetch (gymnasium-robotics) and Panda (panda-gym). A
+family is a :class:`GoalEnvFamily` whose task ids are in :data:`FAMILIES`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -42,8 +46,118 @@ def _register_robotics() -> None:
         gym.register_envs(gymnasium_robotics)
 
 
-class FetchFamily:
-    """gymnasium-robotics Fetch tasks (v4), sparse and dense."""
+ASSETS = Path(__file__).parent / "assets"
+"""Files a family needs that its own package lacks."""
+
+
+@contextlib.contextmanager
+def _native_stdout_silenced() -> Iterator[None]:
+    """Drop what native code prints to file descriptor 1 while it runs (pybullet prints its
+    connection arguments for every env it makes)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+@cache
+def _register_panda() -> None:
+    """Import panda-gym (registers its envs) and point its texture lookups at
+    :data:`ASSETS`: the panda-gym 3.0.7 wheel lacks the ``colored_cube.png`` PandaFlip
+    loads (panda-gym issue #71); the texture is only drawn."""
+    with _native_stdout_silenced():
+        import panda_gym
+        import panda_gym.assets
+
+    packaged = Path(panda_gym.assets.get_data_path())
+    if not (packaged / "colored_cube.png").is_file():
+        panda_gym.assets.get_data_path = lambda: str(ASSETS)
+    gym.register_envs(panda_gym)
+
+
+class RunsFullEpisodes(gym.Wrapper):
+    """Never ends an episode before its time limit: panda-gym ends one on success, Fetch never
+    does. With this, every task's episodes have their fixed horizon (HER's data layout) and
+    success is judged at the last step for both families; a policy learns to stay at the
+    goal, as it does on Fetch."""
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, _, truncated, info = self.env.step(action)
+        return obs, reward, False, truncated, info
+
+
+class GoalEnvFamily:
+    """Goal-based gymnasium tasks: dict observations (``observation``, ``achieved_goal``,
+    ``desired_goal``), ``info["is_success"]`` and a vectorized ``compute_reward``."""
+
+    TASKS: tuple[str, ...] = ()
+    WRAPPERS: tuple[Callable[[gym.Env], gym.Wrapper], ...] = ()
+    """Applied, in order, to every env the family makes."""
+
+    def register(self) -> None:
+        """Make the family's env ids known to gymnasium (idempotent)."""
+        raise NotImplementedError
+
+    def _constructing(self) -> contextlib.AbstractContextManager:
+        """Context in which the family's envs are made."""
+        return contextlib.nullcontext()
+
+    def make(self, task: str) -> gym.Env:
+        """One env; the caller seeds it on reset."""
+        self.register()
+        with self._constructing():
+            return self._wrapped(gym.make(task))
+
+    def _wrapped(self, env: gym.Env) -> gym.Env:
+        for wrapper in self.WRAPPERS:
+            env = wrapper(env)
+        return env
+
+    def make_rendering(self, task: str, size: int) -> gym.Env:
+        """One env whose ``render()`` returns ``size`` x ``size`` RGB frames, offscreen."""
+        self.register()
+        with self._constructing():
+            return self._wrapped(gym.make(task, render_mode="rgb_array",
+                                          **self._frame_size(size)))
+
+    def _frame_size(self, size: int) -> dict[str, int]:
+        return {"width": size, "height": size}
+
+    def make_vector(self, task: str, num_envs: int) -> gym.vector.VectorEnv:
+        """A synchronous vector env without autoreset: episodes are stepped whole."""
+        self.register()
+        with self._constructing():
+            return gym.make_vec(
+                task,
+                num_envs=num_envs,
+                vectorization_mode="sync",
+                vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.DISABLED},
+                wrappers=self.WRAPPERS,
+            )
+
+    def reward_fn(self, task: str) -> RewardFn:
+        """The env's own ``compute_reward`` (through ``env.unwrapped``) over rows of goals;
+        row by row where the env's batched answer has the wrong shape (PandaFlip's
+        ``np.inner`` of two batches is their outer product)."""
+        compute = self.make(task).unwrapped.compute_reward
+
+        def reward(achieved_goal: np.ndarray, desired_goal: np.ndarray) -> np.ndarray:
+            batched = np.asarray(compute(achieved_goal, desired_goal, {}), dtype=np.float32)
+            if batched.shape == achieved_goal.shape[:-1]:
+                return batched
+            rows = [compute(a, d, {}) for a, d in zip(achieved_goal, desired_goal, strict=True)]
+            return np.asarray(rows, dtype=np.float32).reshape(achieved_goal.shape[:-1])
+
+        return reward
+
+
+class FetchFamily(GoalEnvFamily):
+    """gymnasium-robotics Fetch tasks (v4, MuJoCo), sparse and dense."""
 
     TASKS = tuple(
         f"Fetch{name}{dense}-v4"
@@ -51,37 +165,36 @@ class FetchFamily:
         for dense in ("", "Dense")
     )
 
-    def make(self, task: str) -> gym.Env:
-        """One env; the caller seeds it on reset."""
+    def register(self) -> None:
         _register_robotics()
-        return gym.make(task)
-
-    def make_rendering(self, task: str, size: int) -> gym.Env:
-        """One env whose ``render()`` returns ``size`` x ``size`` RGB frames, offscreen."""
-        _register_robotics()
-        return gym.make(task, render_mode="rgb_array", width=size, height=size)
-
-    def make_vector(self, task: str, num_envs: int) -> gym.vector.VectorEnv:
-        """A synchronous vector env without autoreset: episodes are stepped whole."""
-        _register_robotics()
-        return gym.make_vec(
-            task,
-            num_envs=num_envs,
-            vectorization_mode="sync",
-            vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.DISABLED},
-        )
-
-    def reward_fn(self, task: str) -> RewardFn:
-        """The env's own vectorized ``compute_reward`` (through ``env.unwrapped``)."""
-        compute = self.make(task).unwrapped.compute_reward
-
-        def reward(achieved_goal: np.ndarray, desired_goal: np.ndarray) -> np.ndarray:
-            return np.asarray(compute(achieved_goal, desired_goal, None), dtype=np.float32)
-
-        return reward
 
 
-FAMILIES = {task: FetchFamily() for task in FetchFamily.TASKS}
+class PandaFamily(GoalEnvFamily):
+    """panda-gym 3 Franka Panda tasks (v3, PyBullet), sparse and dense. Reach, Push and Slide
+    act with 3 numbers (the gripper stays closed), PickAndPlace, Stack and Flip with 4.
+    Episodes run to their time limit (:class:`RunsFullEpisodes`)."""
+
+    TASKS = tuple(
+        f"Panda{name}{dense}-v3"
+        for name in ("Reach", "Push", "Slide", "PickAndPlace", "Stack", "Flip")
+        for dense in ("", "Dense")
+    )
+
+    WRAPPERS = (RunsFullEpisodes,)
+
+    def register(self) -> None:
+        _register_panda()
+
+    def _constructing(self) -> contextlib.AbstractContextManager:
+        return _native_stdout_silenced()
+
+    def _frame_size(self, size: int) -> dict[str, int]:
+        return {"render_width": size, "render_height": size}
+
+
+FAMILIES: dict[str, GoalEnvFamily] = {
+    task: family for family in (FetchFamily(), PandaFamily()) for task in family.TASKS
+}
 
 
 def known_task_ids() -> tuple[str, ...]:
@@ -89,7 +202,7 @@ def known_task_ids() -> tuple[str, ...]:
     return tuple(FAMILIES)
 
 
-def family_of(task: str) -> FetchFamily:
+def family_of(task: str) -> GoalEnvFamily:
     """The adapter that owns ``task``."""
     try:
         return FAMILIES[task]

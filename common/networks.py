@@ -181,7 +181,44 @@ class TaskMLP(nn.Module):
         raise ValueError(f"unknown freeze mode {mode!r}; expected none, hidden or shared")
 
 
-class Actor(TaskMLP):
+class _ActorBase(TaskMLP):
+    """An actor over tasks whose action sizes may differ: actions have the largest size, and
+    a task with fewer dimensions gets zeros in the others (its padded outputs are masked
+    out, so no loss reaches them and its env never sees them)."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        action_dim: int,
+        hidden: Sequence[int],
+        arch: Arch,
+        num_tasks: int,
+        rank: int,
+        outputs_per_action: int,
+        action_dims: Sequence[int] | None,
+    ) -> None:
+        super().__init__(input_dim, hidden, outputs_per_action * action_dim, arch, num_tasks,
+                         rank)
+        mask = None
+        if action_dims is not None and any(d != action_dim for d in action_dims):
+            mask = torch.tensor([[1.0] * d + [0.0] * (action_dim - d) for d in action_dims])
+        self.register_buffer("action_mask", mask, persistent=False)
+        """(tasks, action_dim): 1 at each task's own action dimensions; None if all use all."""
+
+    def padding_mask(self, x: torch.Tensor) -> torch.Tensor | None:
+        """(N, action_dim) rows of :attr:`action_mask` for the tasks of ``x``'s rows; None
+        when every task uses every action dimension."""
+        if self.action_mask is None:
+            return None
+        return self.action_mask[x[:, -self.num_tasks :].argmax(-1)]
+
+    def masked(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """``action`` with each row's padded dimensions set to zero."""
+        mask = self.padding_mask(x)
+        return action if mask is None else action * mask
+
+
+class Actor(_ActorBase):
     """Deterministic policy with actions in [-1, 1]."""
 
     def __init__(
@@ -192,11 +229,65 @@ class Actor(TaskMLP):
         arch: Arch = "onehot",
         num_tasks: int = 1,
         rank: int = 8,
+        action_dims: Sequence[int] | None = None,
     ) -> None:
-        super().__init__(input_dim, hidden, action_dim, arch, num_tasks, rank)
+        super().__init__(input_dim, action_dim, hidden, arch, num_tasks, rank, 1, action_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.trunk(x, x))
+        return self.masked(x, torch.tanh(self.trunk(x, x)))
+
+
+LOG_STD_RANGE = (-5.0, 2.0)
+"""Range of the Gaussian actor's log standard deviation (pre-tanh), as in CleanRL's SAC."""
+
+
+class GaussianActor(_ActorBase):
+    """Tanh-Gaussian policy (SAC): the net gives a mean and a log std per action; actions are
+    ``tanh`` of a Gaussian sample. ``forward`` is the deterministic action ``tanh(mean)``."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        action_dim: int,
+        hidden: Sequence[int],
+        arch: Arch = "onehot",
+        num_tasks: int = 1,
+        rank: int = 8,
+        action_dims: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__(input_dim, action_dim, hidden, arch, num_tasks, rank, 2, action_dims)
+
+    def distribution(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log std (squashed into :data:`LOG_STD_RANGE`) of the pre-tanh Gaussian."""
+        mean, raw = self.trunk(x, x).chunk(2, dim=-1)
+        low, high = LOG_STD_RANGE
+        return mean, low + 0.5 * (high - low) * (torch.tanh(raw) + 1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.masked(x, torch.tanh(self.distribution(x)[0]))
+
+    def sample(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterized action and its log-probability over the row's task's own action
+        dimensions (one value per row)."""
+        mean, log_std = self.distribution(x)
+        pre_tanh = mean + log_std.exp() * torch.randn_like(mean)
+        mask = self.padding_mask(x)
+        log_prob = tanh_gaussian_log_prob(pre_tanh, mean, log_std, mask)
+        return self.masked(x, torch.tanh(pre_tanh)), log_prob
+
+
+def tanh_gaussian_log_prob(
+    pre_tanh: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """log π(tanh(u)) of a diagonal Gaussian sample ``u``, summed over the action dimensions
+    (those where ``mask`` is 1): the Gaussian's log density minus
+    log |d tanh(u)/du| = 2 (log 2 - u - softplus(-2u))."""
+    gaussian = -0.5 * ((pre_tanh - mean) / log_std.exp()).pow(2) - log_std \
+        - 0.5 * math.log(2 * math.pi)
+    squash = 2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))
+    per_dim = gaussian - squash
+    return (per_dim if mask is None else per_dim * mask).sum(-1)
 
 
 class Critic(TaskMLP):
@@ -218,10 +309,14 @@ class Critic(TaskMLP):
 
 
 def build_actor(
-    model: Model, input_dim: int, action_dim: int, hidden: Sequence[int], num_tasks: int
-) -> Actor:
-    """The actor of ``model.arch`` over the encoder's input (nothing frozen; see :func:`freeze`)."""
-    return Actor(input_dim, action_dim, hidden, model.arch, num_tasks, model.rank)
+    model: Model, input_dim: int, action_dim: int, hidden: Sequence[int], num_tasks: int,
+    stochastic: bool = False, action_dims: Sequence[int] | None = None,
+) -> Actor | GaussianActor:
+    """The actor of ``model.arch`` over the encoder's input (nothing frozen; see :func:`freeze`):
+    deterministic, or tanh-Gaussian when ``stochastic`` (SAC). ``action_dims``: each task's
+    own action size when they differ (``action_dim`` is the largest)."""
+    kind = GaussianActor if stochastic else Actor
+    return kind(input_dim, action_dim, hidden, model.arch, num_tasks, model.rank, action_dims)
 
 
 def build_critic(

@@ -53,21 +53,20 @@ class RunningNormalizer:
 
 
 class ObservationEncoder:
-    """Per-task obs/goal normalizers; pads obs to the largest task and appends a task one-hot.
+    """Per-task obs/goal normalizers; pads obs and goals to the largest task's and appends a
+    task one-hot. Actions of tasks with fewer action dimensions are padded with zeros.
 
-    Net input layout: ``[normalized obs, zero padded | normalized goal | task one-hot]``.
+    Net input layout: ``[normalized obs, zero padded | normalized goal, zero padded | task
+    one-hot]``.
     """
 
     def __init__(self, shapes: Sequence[TaskShape], eps: float, clip: float) -> None:
-        goal_dims = {s.goal_dim for s in shapes}
-        action_dims = {s.action_dim for s in shapes}
-        if len(goal_dims) != 1 or len(action_dims) != 1:
-            raise ValueError("all tasks in one run must share goal and action sizes")
         self.shapes = list(shapes)
         self.num_tasks = len(shapes)
         self.obs_dim = max(s.obs_dim for s in shapes)
-        self.goal_dim = goal_dims.pop()
-        self.action_dim = action_dims.pop()
+        self.goal_dim = max(s.goal_dim for s in shapes)
+        self.action_dims = [s.action_dim for s in shapes]
+        self.action_dim = max(self.action_dims)
         self.input_dim = self.obs_dim + self.goal_dim + self.num_tasks
         self.obs_norm = [RunningNormalizer(s.obs_dim, eps, clip) for s in shapes]
         self.goal_norm = [RunningNormalizer(s.goal_dim, eps, clip) for s in shapes]
@@ -82,9 +81,16 @@ class ObservationEncoder:
         n = obs.shape[0]
         out = np.zeros((n, self.input_dim), np.float32)
         out[:, : obs.shape[1]] = self.obs_norm[task].normalize(obs)
-        out[:, self.obs_dim : self.obs_dim + self.goal_dim] = self.goal_norm[task].normalize(goal)
+        out[:, self.obs_dim : self.obs_dim + goal.shape[1]] = self.goal_norm[task].normalize(goal)
         out[:, self.obs_dim + self.goal_dim + task] = 1.0
         return out
+
+    def pad_action(self, task: int, action: np.ndarray) -> np.ndarray:
+        """``task``'s actions (any leading shape) zero-padded to :attr:`action_dim`."""
+        missing = self.action_dim - action.shape[-1]
+        if missing == 0:
+            return action
+        return np.concatenate([action, np.zeros((*action.shape[:-1], missing), action.dtype)], -1)
 
     def state_dict(self) -> dict[str, list[dict[str, torch.Tensor]]]:
         return {

@@ -10,7 +10,7 @@ import torch
 
 from common.envs import TaskShape, task_shape
 from common.messages import PolicySnapshot
-from common.networks import Actor, build_actor
+from common.networks import Actor, GaussianActor, build_actor
 from common.normalizer import ObservationEncoder
 from common.spec import Spec
 
@@ -18,7 +18,7 @@ from common.spec import Spec
 class Policy:
     """Actor + encoder on the CPU; acts on raw observations of any task in the run."""
 
-    def __init__(self, encoder: ObservationEncoder, actor: Actor) -> None:
+    def __init__(self, encoder: ObservationEncoder, actor: Actor | GaussianActor) -> None:
         self.encoder, self.actor = encoder, actor
         self.version = 0
 
@@ -30,9 +30,24 @@ class Policy:
 
     @torch.no_grad()
     def act(self, task: int, obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
-        """Deterministic actions for a batch of raw observations of ``task``."""
+        """Deterministic actions (of ``task``'s own size) for a batch of raw observations."""
         x = torch.from_numpy(self.encoder.encode(task, obs, goal))
-        return self.actor(x).numpy()
+        return self.actor(x).numpy()[:, : self.encoder.action_dims[task]]
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether the policy explores by sampling its own action distribution (SAC)."""
+        return isinstance(self.actor, GaussianActor)
+
+    @torch.no_grad()
+    def sample(self, task: int, obs: np.ndarray, goal: np.ndarray,
+               rng: np.random.Generator) -> np.ndarray:
+        """Actions drawn from a stochastic policy, with the noise from ``rng`` (reproducible)."""
+        x = torch.from_numpy(self.encoder.encode(task, obs, goal))
+        size = self.encoder.action_dims[task]
+        mean, log_std = (t.numpy()[:, :size] for t in self.actor.distribution(x))
+        noise = rng.standard_normal(mean.shape).astype(np.float32)
+        return np.tanh(mean + np.exp(log_std) * noise)
 
 
 def task_shapes(tasks: Sequence[str]) -> list[TaskShape]:
@@ -49,5 +64,7 @@ def build_policy(spec: Spec) -> Policy:
     """A CPU policy (encoder + actor) with the spec's network sizes."""
     encoder = build_encoder(spec)
     actor = build_actor(spec.model, encoder.input_dim, encoder.action_dim,
-                        spec.learner.hidden_sizes, encoder.num_tasks)
+                        spec.learner.hidden_sizes, encoder.num_tasks,
+                        stochastic=spec.learner.algo == "sac",
+                        action_dims=encoder.action_dims)
     return Policy(encoder, actor)

@@ -75,8 +75,10 @@ class Replay(_Section):
 
 
 class Learner(_Section):
-    algo: Literal["td3", "ddpg"] = "td3"
-    """td3: twin critics, target smoothing, delayed actor; ddpg: one critic, no smoothing."""
+    algo: Literal["td3", "ddpg", "sac"] = "td3"
+    """td3: twin critics, target smoothing, delayed actor; ddpg: one critic, no smoothing;
+    sac: twin critics, a tanh-Gaussian actor that explores by sampling (``collect.noise_std``
+    and ``collect.random_eps`` unused) and a learned entropy temperature per task."""
     batch_size: PositiveInt = 256
     """Transitions per update, split across tasks by the scheduler's batch shares."""
     updates_per_env_step: PositiveFloat = 0.5
@@ -100,6 +102,10 @@ class Learner(_Section):
     """TD3: actor and targets update every this many critic updates."""
     target_noise: Annotated[float, Field(ge=0)] = 0.2
     target_noise_clip: Annotated[float, Field(ge=0)] = 0.5
+    initial_temperature: PositiveFloat = 0.1
+    """SAC: every task's entropy temperature α at the start."""
+    target_entropy_per_action_dim: float = -1.0
+    """SAC: each task's entropy target is this times its action size (-1: the usual -|A|)."""
     device: str = "auto"
     """auto (cuda if available), cpu, cuda, cuda:N."""
     torch_threads: PositiveInt = 1

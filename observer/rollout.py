@@ -82,9 +82,12 @@ class Rollout:
         info: dict = {}
         for _ in range(horizon):
             goal = obs["desired_goal"]
-            action = self.policy.act(index, obs["observation"], goal)
-            if exploring:
-                action = explore(action, rng, self.noise_std, self.random_eps)
+            if exploring and self.policy.stochastic:
+                action = self.policy.sample(index, obs["observation"], goal, rng)
+            else:
+                action = self.policy.act(index, obs["observation"], goal)
+                if exploring:
+                    action = explore(action, rng, self.noise_std, self.random_eps)
             obs, _, _, _, info = env.step(action)
             observations.append(obs["observation"])
             achieved.append(obs["achieved_goal"])

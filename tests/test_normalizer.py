@@ -60,6 +60,14 @@ def test_each_task_has_its_own_statistics() -> None:
     assert encoder.encode(1, np.full((1, 2), -100.0), np.zeros((1, 3)))[0, :2].tolist() == [0, 0]
 
 
-def test_tasks_with_different_action_sizes_are_rejected() -> None:
-    with pytest.raises(ValueError, match="share goal and action"):
-        ObservationEncoder([TaskShape(2, 3, 4, 50), TaskShape(2, 3, 7, 50)], 0.01, 5.0)
+def test_goals_and_actions_of_smaller_tasks_are_zero_padded() -> None:
+    encoder = ObservationEncoder([TaskShape(6, 3, 3, 50), TaskShape(31, 6, 4, 100)], 0.01, 5.0)
+    assert (encoder.obs_dim, encoder.goal_dim, encoder.action_dim) == (31, 6, 4)
+    assert encoder.action_dims == [3, 4] and encoder.input_dim == 31 + 6 + 2
+    x = encoder.encode(0, np.ones((2, 6)), np.full((2, 3), 7.0))
+    assert np.all(x[:, 31:34] != 0.0) and np.all(x[:, 34:37] == 0.0)
+    action = np.ones((5, 50, 3), np.float32)
+    padded = encoder.pad_action(0, action)
+    assert padded.shape == (5, 50, 4) and padded.dtype == np.float32
+    assert np.all(padded[..., :3] == 1.0) and np.all(padded[..., 3] == 0.0)
+    assert encoder.pad_action(1, np.ones((2, 4), np.float32)).shape == (2, 4)

@@ -1,0 +1,103 @@
+"""Multi-task SAC (``learner.algo: sac``): twin critics, a tanh-Gaussian actor and one learned
+entropy temperature per task (MT-SAC, as in the Meta-World and CARE papers).
+
+Shares the TD3 learner's machinery (per-task losses, task weights, PCGrad, gradient sync,
+meta-updates, checkpoints): only the TD target, the actor loss and the temperature step
+differ. Each task's temperature α_t follows its own loss
+``-log α_t (log π + H_t)`` over its rows (H_t: the task's entropy target), so tasks that
+explore enough stop paying for entropy while others still do.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from agent.td3 import Batch, TD3Learner, UpdateResult, per_task_mean, task_counts, td3_target
+
+
+class Temperature(nn.Module):
+    """Per-task entropy temperatures α_t = exp(``task_log_alpha[t]``) (named ``task_`` so
+    that transfer maps them by task name)."""
+
+    def __init__(self, num_tasks: int, initial: float) -> None:
+        super().__init__()
+        self.task_log_alpha = nn.Parameter(torch.full((num_tasks,), math.log(initial)))
+
+    def forward(self) -> torch.Tensor:
+        return self.task_log_alpha.exp()
+
+
+class SACLearner(TD3Learner):
+    """TD3's learner with SAC's targets, actor loss and per-task temperatures."""
+
+    stochastic_actor = True
+    targets_ahead = False
+
+    def __init__(self, input_dim: int, action_dim: int, num_tasks: int, *args, **kwargs) -> None:
+        super().__init__(input_dim, action_dim, num_tasks, *args, **kwargs)
+        cfg = self.config
+        self.temperature = Temperature(num_tasks, cfg.initial_temperature).to(self.device)
+        self.temperature_opt = torch.optim.Adam(self.temperature.parameters(), lr=self.actor_lr)
+        self.target_entropy = cfg.target_entropy_per_action_dim * torch.tensor(
+            self.action_dims, dtype=torch.float32, device=self.device)
+        """Each task's entropy target (its own action size times the per-dimension target)."""
+        self._log_prob: torch.Tensor | None = None
+        """log π of the actions of the last actor step (detached), for the temperature step."""
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"actor": self.actor, "critics": self.critics,
+                "critics_target": self.critics_target, "temperature": self.temperature}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return super().optimizers() | {"temperature_opt": self.temperature_opt}
+
+    @torch.no_grad()
+    def td_target(self, batch: Batch) -> torch.Tensor:
+        """``r + γ (min(Q1', Q2')(s', a') - α log π(a'|s'))`` with ``a' ~ π(s')``, clipped to
+        the return range of -1/0 rewards as TD3's is."""
+        next_action, log_prob = self.actor.sample(batch.next_obs)
+        bonus = self.temperature()[batch.task] * log_prob
+        with self.targets_lock:
+            q1, q2 = (q(batch.next_obs, next_action) for q in self.critics_target)
+        return td3_target(batch.reward, q1 - bonus, q2 - bonus, self.config.gamma)
+
+    def _actor_losses(self, batch: Batch, counts: torch.Tensor) -> torch.Tensor:
+        """Per-task ``α log π(a|s) - min(Q1, Q2)(s, a)`` (a reparameterized) plus the action
+        penalty."""
+        action, log_prob = self.actor.sample(batch.obs)
+        self._log_prob = log_prob.detach()
+        alpha = self.temperature().detach()[batch.task]
+        per_row = alpha * log_prob - self._q_for_actor(batch.obs, action, self.critics) \
+            + self.config.action_l2 * action.pow(2).mean(-1)
+        return per_task_mean(per_row, batch.task, counts)
+
+    def update(
+        self, batch: Batch, task_weights: torch.Tensor, update_targets: bool = True,
+        update_actor: bool | None = None, target: torch.Tensor | None = None,
+    ) -> UpdateResult:
+        """TD3's step with SAC's parts; after each actor step, every task present in the batch
+        moves its temperature towards its entropy target."""
+        result = super().update(batch, task_weights, update_targets, update_actor, target)
+        if result.actor_loss is not None:
+            entropy = self._temperature_step(batch)
+            result.entropy_per_task = entropy
+        result.temperature_per_task = self.temperature().detach()
+        return result
+
+    def _temperature_step(self, batch: Batch) -> torch.Tensor:
+        """One step of each present task's ``-log α_t (log π + H)``; returns the tasks'
+        entropy estimates (mean -log π over their rows)."""
+        assert self._log_prob is not None
+        counts = task_counts(batch.task, self.num_tasks)
+        log_alpha = self.temperature.task_log_alpha[batch.task]
+        target = self.target_entropy[batch.task]
+        per_task = per_task_mean(-log_alpha * (self._log_prob + target),
+                                 batch.task, counts)
+        self.temperature_opt.zero_grad(set_to_none=True)
+        per_task.sum().backward()  # tasks' temperatures are independent: no weighting
+        self.grad_sync(self.temperature)
+        self.temperature_opt.step()
+        return per_task_mean(-self._log_prob, batch.task, counts)
