@@ -3,12 +3,13 @@
 Runs, each in its own single-thread process: a bare FetchPush ``env.step`` loop (what an
 observer does), a plain TD3 update at batch 2048 (what the learner does), and a float32
 matmul; first each alone, then an env loop beside each of the others, started together.
-Prints each rate alone and beside the other, and the ratio. Ratios near 1 mean two
-independent cores; well below 1 means the cores share something (caches, memory
+Prints, per round, each rate alone and the ratios beside the other: alone and together
+back to back in every round, since this VM's speed drifts over minutes. Ratios near 1 mean
+two independent cores; well below 1 means the cores share something (caches, memory
 bandwidth, or a host's hyperthread siblings behind the VM's two vCPUs), which caps what
 any split of the work over both cores can gain.
 
-    python -m bench.co_running [--seconds 8]
+    python -m bench.co_running [--seconds 6] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -62,18 +63,21 @@ def together(names: list[str], seconds: float) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    alone = {name: together([name], args.seconds)[0] for name in WORKLOADS}
-    report: dict[str, object] = {"machine": platform.processor() or platform.machine(),
-                                 "alone": alone}
-    for other in ("td3_updates_per_s", "matmul_gflops", "env_steps_per_s"):
-        env, beside = together(["env_steps_per_s", other], args.seconds)
-        report[f"env loop beside {other}"] = {
-            "env_steps_per_s": env, other: beside,
-            "env ratio": env / alone["env_steps_per_s"], "other ratio": beside / alone[other],
-        }
-    print(json.dumps(report, indent=1))
+    rounds = []
+    for _ in range(args.rounds):  # alone and together back to back: the host drifts
+        alone = {name: together([name], args.seconds)[0] for name in WORKLOADS}
+        row: dict[str, float] = {f"{name} alone": rate for name, rate in alone.items()}
+        for other in ("td3_updates_per_s", "matmul_gflops"):
+            env, beside = together(["env_steps_per_s", other], args.seconds)
+            row[f"env ratio beside {other}"] = env / alone["env_steps_per_s"]
+            row[f"{other} ratio beside env"] = beside / alone[other]
+        rounds.append({k: round(v, 3) for k, v in row.items()})
+        print(json.dumps(rounds[-1]), flush=True)
+    print(json.dumps({"machine": platform.processor() or platform.machine(),
+                      "rounds": len(rounds)}))
 
 
 if __name__ == "__main__":

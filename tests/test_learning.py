@@ -56,25 +56,27 @@ def test_new_task_starts_from_a_learned_tasks_network(learned_reach: Path, tmp_p
     assert sum(collected) / len(collected) >= 0.5, train
 
 
-@pytest.mark.parametrize("arch", ["multihead", "ptsl", "lora"])
-def test_each_architecture_learns_fetch_reach(tmp_path: Path, arch: str) -> None:
-    run_dir = tmp_path / arch
+def test_ptsl_architecture_learns_fetch_reach(tmp_path: Path) -> None:
+    """Every architecture learns in this file: onehot in the demo, ptsl here, multihead with
+    SAC, lora with two robots (one run each keeps the suite in its time budget)."""
+    run_dir = tmp_path / "ptsl"
     result = run_main(
         "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir),
-        *reach_judged_at(2500), "--set", f"model.arch={arch}", *QUIET, timeout=600,
+        *reach_judged_at(2500), "--set", "model.arch=ptsl", *QUIET, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     evals = [r for r in read_metrics(run_dir) if r["event"] == "eval"]
     assert evals[-1]["success_rate"] >= 0.9, evals
 
 
-def test_sac_learns_fetch_reach(tmp_path: Path) -> None:
-    """SAC through the product path: observers explore by sampling the policy, evaluation
-    acts on its mean (measured: 1.0 from 2,500 env steps)."""
+def test_sac_with_a_head_per_task_learns_fetch_reach(tmp_path: Path) -> None:
+    """SAC through the product path (observers explore by sampling the policy, evaluation
+    acts on its mean) with the multihead architecture, Meta-World's multi-head SAC baseline
+    (measured: 1.0 at 3,000 env steps on 2 seeds; 0.8 and 1.0 at 2,500)."""
     run_dir = tmp_path / "sac"
     result = run_main(
-        "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir),
-        *reach_judged_at(3000), "--set", "learner.algo=sac", *QUIET, timeout=600,
+        "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir), *reach_judged_at(3000),
+        "--set", "learner.algo=sac", "--set", "model.arch=multihead", *QUIET, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     records = read_metrics(run_dir)
@@ -84,26 +86,15 @@ def test_sac_learns_fetch_reach(tmp_path: Path) -> None:
     assert temperatures[-1] < 0.1  # Reach needs little entropy: α fell from its start
 
 
-def test_panda_reach_learns(tmp_path: Path) -> None:
-    """PandaReach (panda-gym, 3 action numbers) with the Reach demo's settings (measured:
-    0.9 at 2,000 env steps, 1.0 at 2,500)."""
-    run_dir = tmp_path / "panda"
-    result = run_main(
-        "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir), *reach_judged_at(2500),
-        "--set", "tasks=[PandaReach-v3]", *QUIET, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    evals = [r for r in read_metrics(run_dir) if r["event"] == "eval"]
-    assert evals[-1]["success_rate"] >= 0.9, evals
-
-
 def test_fetch_and_panda_reach_learn_in_one_policy(tmp_path: Path) -> None:
-    """Two robots, two action sizes (4 and 3), one actor and one critic pair (measured: both
-    1.0 at 3,000 env steps together)."""
+    """Two robots, two action sizes (4 and 3), one actor and one critic pair, with LoRA
+    adapters per task: PandaReach (panda-gym) and FetchReach each reach 0.9 (measured: both
+    1.0 at 4,000 env steps together on 2 seeds; PandaReach alone: 0.9 at 2,000)."""
     run_dir = tmp_path / "both"
     result = run_main(
         "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir), *reach_judged_at(4000),
-        "--set", "tasks=[FetchReach-v4, PandaReach-v3]", *QUIET, timeout=600,
+        "--set", "tasks=[FetchReach-v4, PandaReach-v3]", "--set", "model.arch=lora",
+        *QUIET, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     final = {r["task"]: r["success_rate"] for r in read_metrics(run_dir) if r["event"] == "eval"}
