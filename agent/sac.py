@@ -6,6 +6,13 @@ meta-updates, checkpoints): only the TD target, the actor loss and the temperatu
 differ. Each task's temperature α_t follows its own loss
 ``-log α_t (log π + H_t)`` over its rows (H_t: the task's entropy target), so tasks that
 explore enough stop paying for entropy while others still do.
+
+Decisions: targets are clipped to the return range of -1/0 rewards as TD3's are (the entropy
+bonus is small once α has adapted); the actor steps every update (no policy delay) and has
+no target network; the temperatures step in every update, a meta-update's inner steps
+included, and are not part of the weights a meta-update interpolates (each task's inner
+steps move only its own α). TD targets are not computed ahead on the prefetch thread: they
+read the actor, which every update moves.
 """
 
 from __future__ import annotations

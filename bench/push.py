@@ -6,10 +6,12 @@ wall-clock, updates, gradient samples, success), ``bench/out/push/push.png`` (su
 against env steps and against wall-clock) and prints, per seed, the env steps and
 wall-clock at which success first reached 0.5 and 0.9 on two evaluations in a row.
 
-    python -m bench.push [--seeds 1 2] [--minutes 45] [--set KEY=VALUE ...]
+    python -m bench.push [--spec S] [--seeds 1 2] [--minutes 45] [--set KEY=VALUE ...]
 
 ``--minutes`` stops a seed at that wall-clock (SIGINT: a clean stop with a final
 evaluation); ``--set`` passes overrides to every run, ``--name`` keeps candidates apart.
+``--spec`` benchmarks another one-task spec the same way (``--spec specs/panda_push.yaml
+--name panda`` for PandaPush).
 """
 
 from __future__ import annotations
@@ -29,23 +31,26 @@ from bench.summarize import train
 from common.spec import load_spec
 
 SPEC = "specs/fetch_push.yaml"
-TASK = "FetchPush-v4"
 OUT = Path("bench/out/push")
 
 
 def curve(run_dir: Path) -> list[dict]:
-    """Evaluation rows of Push with the evaluated weights' updates (gradient samples:
-    updates times the spec's batch size, one learner rank)."""
-    batch_size = load_spec(run_dir / "spec.yaml").learner.batch_size
+    """Evaluation rows of the run's (one) task with the evaluated weights' updates (gradient
+    samples: updates times the spec's batch size, one learner rank)."""
+    spec = load_spec(run_dir / "spec.yaml")
+    batch_size, task = spec.learner.batch_size, spec.tasks[0]
     return [{"env_steps": r["env_steps"], "wall_time_s": round(r["wall_time_s"], 1),
              "updates": r["updates"], "gradient_samples": r["updates"] * batch_size,
              "success_rate": r["success_rate"]}
-            for r in records(run_dir) if r["event"] == "eval" and r["task"] == TASK]
+            for r in records(run_dir) if r["event"] == "eval" and r["task"] == task]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", default=SPEC,
+                        help="a one-task spec (default: %(default)s; specs/panda_push.yaml "
+                             "for PandaPush)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--minutes", type=float, default=None,
                         help="wall-clock limit per seed (default: the spec's budget)")
@@ -55,6 +60,8 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true",
                         help="summarize seeds already trained instead of training again")
     args = parser.parse_args()
+    if len(load_spec(args.spec).tasks) != 1:
+        parser.error(f"--spec {args.spec}: a benchmark of one task needs a spec with one task")
     OUT.mkdir(parents=True, exist_ok=True)
     curves = {}
     for seed in args.seeds:
@@ -62,7 +69,7 @@ def main() -> None:
         if not args.reuse:
             subprocess.run(["rm", "-rf", str(run_dir)], check=True)
             started = time.monotonic()
-            train(SPEC, run_dir, [f"--set={o}" for o in [f"seed={seed}", *args.overrides]],
+            train(args.spec, run_dir, [f"--set={o}" for o in [f"seed={seed}", *args.overrides]],
                   args.minutes)
             print(f"seed {seed}: trained in {time.monotonic() - started:.0f} s", file=sys.stderr)
         curves[seed] = rows = curve(run_dir)

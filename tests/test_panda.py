@@ -126,3 +126,14 @@ def test_td3_target_actions_keep_padded_dimensions_at_zero() -> None:
     learner.td_target(batch)
     assert torch.all(seen[0][batch.task == 1, 3] == 0.0)
     assert torch.any(seen[0][batch.task == 0, 3] != 0.0)
+
+
+def test_panda_renders_offscreen_frames_of_the_asked_size() -> None:
+    """Videos of Panda tasks: pybullet's own CPU renderer, no display or EGL needed."""
+    env = family_of("PandaPush-v3").make_rendering("PandaPush-v3", 96)
+    try:
+        env.reset(seed=0)
+        frame = env.render()
+        assert frame.shape == (96, 96, 3) and frame.dtype == np.uint8 and frame.std() > 10
+    finally:
+        env.close()
