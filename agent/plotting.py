@@ -122,10 +122,11 @@ def plot_runs(groups: dict[str, list[Path]], png: Path,
                 ax.set_ylabel(field)
                 ax.set_ylim(-0.02, 1.02)
                 ax.grid(alpha=0.3)
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
     drawn = [handle for handle in handles.values() if handle is not None]
-    fig.legend(handles=drawn, loc="upper center", ncols=max(min(len(drawn), 4), 1),
-               fontsize="small")
+    columns = max(min(len(drawn), 4, 2 * max(len(tasks), 1)), 1)  # two per panel's width
+    legend_rows = -(-len(drawn) // columns)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 * legend_rows / fig.get_figheight()))
+    fig.legend(handles=drawn, loc="upper center", ncols=columns, fontsize="small")
     fig.savefig(png, dpi=90)
     plt.close(fig)
 
