@@ -7,11 +7,11 @@ differ. Each task's temperature α_t follows its own loss
 ``-log α_t (log π + H_t)`` over its rows (H_t: the task's entropy target), so tasks that
 explore enough stop paying for entropy while others still do.
 
-Decisions: targets are clipped to the return range of -1/0 rewards as TD3's are (the entropy
-bonus is small once α has adapted); the actor steps every update (no policy delay) and has
-no target network; the temperatures step in every update, a meta-update's inner steps
-included, and are not part of the weights a meta-update interpolates (each task's inner
-steps move only its own α). TD targets are not computed ahead on the prefetch thread: they
+Decisions: targets are not clipped to the return range (see :meth:`SACLearner.td_target`);
+the actor steps every update (no policy delay) and has no target network; the temperatures
+follow plain SGD on log α and step in every update, a meta-update's inner steps included,
+but are not part of the weights a meta-update interpolates (an update moves only the α of
+tasks with rows in its batch). TD targets are not computed ahead on the prefetch thread: they
 read the actor, which every update moves.
 """
 
@@ -22,7 +22,7 @@ import math
 import torch
 from torch import nn
 
-from agent.td3 import Batch, TD3Learner, UpdateResult, per_task_mean, task_counts, td3_target
+from agent.td3 import Batch, TD3Learner, UpdateResult, per_task_mean, task_counts
 
 
 class Temperature(nn.Module):
@@ -47,9 +47,11 @@ class SACLearner(TD3Learner):
         super().__init__(input_dim, action_dim, num_tasks, *args, **kwargs)
         cfg = self.config
         self.temperature = Temperature(num_tasks, cfg.initial_temperature).to(self.device)
-        self.temperature_opt = torch.optim.Adam(self.temperature.parameters(), lr=self.actor_lr)
-        self.target_entropy = cfg.target_entropy_per_action_dim * torch.tensor(
-            self.action_dims, dtype=torch.float32, device=self.device)
+        self.temperature_opt = torch.optim.SGD(self.temperature.parameters(), lr=self.actor_lr)
+        """Plain SGD, no momentum: a task's α moves only in updates with rows of that task
+        (Adam's moments would keep moving it in updates without, e.g. a meta-update's inner
+        steps on other tasks)."""
+        self.target_entropy = cfg.target_entropy_per_action_dim * self._action_sizes
         """Each task's entropy target (its own action size times the per-dimension target)."""
         self._log_prob: torch.Tensor | None = None
         """log π of the actions of the last actor step (detached), for the temperature step."""
@@ -63,13 +65,14 @@ class SACLearner(TD3Learner):
 
     @torch.no_grad()
     def td_target(self, batch: Batch) -> torch.Tensor:
-        """``r + γ (min(Q1', Q2')(s', a') - α log π(a'|s'))`` with ``a' ~ π(s')``, clipped to
-        the return range of -1/0 rewards as TD3's is."""
+        """``r + γ (min(Q1', Q2')(s', a') - α log π(a'|s'))`` with ``a' ~ π(s')``. Not clipped
+        to the return range of -1/0 rewards as TD3's is: the entropy bonus makes soft values
+        leave that range (above 0 where the policy is wide, below -1/(1-γ) where narrow)."""
         next_action, log_prob = self.actor.sample(batch.next_obs)
         bonus = self.temperature()[batch.task] * log_prob
         with self.targets_lock:
             q1, q2 = (q(batch.next_obs, next_action) for q in self.critics_target)
-        return td3_target(batch.reward, q1 - bonus, q2 - bonus, self.config.gamma)
+        return batch.reward + self.config.gamma * (torch.minimum(q1, q2) - bonus)
 
     def _actor_losses(self, batch: Batch, counts: torch.Tensor) -> torch.Tensor:
         """Per-task ``α log π(a|s) - min(Q1, Q2)(s, a)`` (a reparameterized) plus the action
@@ -78,7 +81,7 @@ class SACLearner(TD3Learner):
         self._log_prob = log_prob.detach()
         alpha = self.temperature().detach()[batch.task]
         per_row = alpha * log_prob - self._q_for_actor(batch.obs, action, self.critics) \
-            + self.config.action_l2 * action.pow(2).mean(-1)
+            + self._action_penalty(action, batch.task)
         return per_task_mean(per_row, batch.task, counts)
 
     def update(

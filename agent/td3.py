@@ -166,6 +166,7 @@ class TD3Learner:
         dims = (input_dim, action_dim, config.hidden_sizes, num_tasks)
         self.action_dims = list(action_dims or [action_dim] * num_tasks)
         """Each task's own action size (``action_dim`` is the largest; the rest is padding)."""
+        self._action_sizes = torch.tensor(self.action_dims, dtype=torch.float32, device=device)
         self.actor = build_actor(self.model, *dims, stochastic=self.stochastic_actor,
                                  action_dims=self.action_dims).to(device)
         self.critics = nn.ModuleList(
@@ -287,8 +288,13 @@ class TD3Learner:
         """Per-task actor losses: -Q1(s, π(s)) plus the action penalty."""
         action = self.actor(batch.obs)
         per_row = -self._q_for_actor(batch.obs, action, self.critics[:1]) \
-            + self.config.action_l2 * action.pow(2).mean(-1)
+            + self._action_penalty(action, batch.task)
         return per_task_mean(per_row, batch.task, counts)
+
+    def _action_penalty(self, action: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        """``action_l2`` times the mean squared action over each row's task's own dimensions
+        (padded ones are zero and not counted)."""
+        return self.config.action_l2 * action.pow(2).sum(-1) / self._action_sizes[task]
 
     def _q_for_actor(self, obs: torch.Tensor, action: torch.Tensor,
                      critics: nn.ModuleList) -> torch.Tensor:

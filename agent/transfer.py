@@ -121,8 +121,9 @@ def transfer_into(state: dict, source_name: str, learner: TD3Learner,
 
     Every network (actor, critics, their targets, SAC's temperatures) is mapped with
     :func:`transfer_state`; normalizer statistics come from the same task, and a new task with
-    the same observation size takes the source's first task's (it starts as a clone of that
-    task, as its network does; its own data then joins those sums). Optimizers start fresh.
+    the same observation and goal sizes takes the source's first task's (it starts as a clone
+    of that task, as its network does; its own data then joins those sums). Optimizers start
+    fresh.
     Raises SpecError naming ``source_name`` when the networks cannot be mapped.
     """
     source_spec, nets = state["spec"], state["learner"]
@@ -145,12 +146,15 @@ def transfer_into(state: dict, source_name: str, learner: TD3Learner,
     for name, module in modules.items():
         module.load_state_dict(mapped[name])
     source_obs = state["encoder"]["obs"]
+    source_goal = state["encoder"]["goal"]
     for index, task in enumerate(tasks):
         j = source_tasks.index(task) if task in source_tasks else 0
-        if source_obs[j]["sum"].shape[0] != encoder.shapes[index].obs_dim:
-            continue  # a new task with other observations keeps fresh statistics
+        shape = encoder.shapes[index]
+        if (source_obs[j]["sum"].shape[0], source_goal[j]["sum"].shape[0]) != (
+                shape.obs_dim, shape.goal_dim):
+            continue  # a new task with other observations or goals keeps fresh statistics
         encoder.obs_norm[index].load_state_dict(source_obs[j])
-        encoder.goal_norm[index].load_state_dict(state["encoder"]["goal"][j])
+        encoder.goal_norm[index].load_state_dict(source_goal[j])
 
 
 def apply_transfer(spec: Spec, learner: TD3Learner, encoder: ObservationEncoder) -> None:

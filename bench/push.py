@@ -28,7 +28,7 @@ from agent.plotting import plot_runs
 from agent.summary import first_sustained
 from bench.distributed import records
 from bench.summarize import train
-from common.spec import load_spec
+from common.spec import SpecError, load_spec
 
 SPEC = "specs/fetch_push.yaml"
 OUT = Path("bench/out/push")
@@ -56,12 +56,20 @@ def main() -> None:
                         help="wall-clock limit per seed (default: the spec's budget)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE")
-    parser.add_argument("--name", default="push", help="output name under bench/out/push/")
+    parser.add_argument("--name", default=None,
+                        help="output name under bench/out/push/ (default: push for the "
+                             "shipped spec, the spec file's name otherwise)")
     parser.add_argument("--reuse", action="store_true",
                         help="summarize seeds already trained instead of training again")
     args = parser.parse_args()
-    if len(load_spec(args.spec).tasks) != 1:
+    try:
+        tasks = load_spec(args.spec, args.overrides).tasks
+    except SpecError as exc:
+        parser.error(str(exc))
+    if len(tasks) != 1:
         parser.error(f"--spec {args.spec}: a benchmark of one task needs a spec with one task")
+    if args.name is None:
+        args.name = "push" if args.spec == SPEC else Path(args.spec).stem
     OUT.mkdir(parents=True, exist_ok=True)
     curves = {}
     for seed in args.seeds:

@@ -137,3 +137,9 @@ def test_panda_renders_offscreen_frames_of_the_asked_size() -> None:
         assert frame.shape == (96, 96, 3) and frame.dtype == np.uint8 and frame.std() > 10
     finally:
         env.close()
+
+
+def test_action_penalty_averages_over_each_tasks_own_action_dimensions() -> None:
+    _, learner, _ = _mixed_batch({"learner": {"hidden_sizes": [16], "action_l2": 2.0}})
+    full = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0]])
+    assert learner._action_penalty(full, torch.tensor([0, 1])).tolist() == [2.0, 2.0]
