@@ -74,7 +74,9 @@ def plot_per_task(
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
-    axes[0][0].legend()
+    for ax in axes[0]:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper left", fontsize="small")
     fig.tight_layout()
     fig.savefig(png, dpi=90)
 
