@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -303,7 +304,7 @@ class TD3Learner:
         trainable = [p for p in critics.parameters() if p.requires_grad]
         for param in trainable:
             param.requires_grad_(False)
-        q = torch.stack([critic(obs, action) for critic in critics]).amin(0)
+        q = functools.reduce(torch.minimum, [critic(obs, action) for critic in critics])
         for param in trainable:
             param.requires_grad_(True)
         return q

@@ -123,8 +123,7 @@ def transfer_into(state: dict, source_name: str, learner: TD3Learner,
     :func:`transfer_state`; normalizer statistics come from the same task, and a new task with
     the same observation and goal sizes takes the source's first task's (it starts as a clone
     of that task, as its network does; its own data then joins those sums). Optimizers start
-    fresh.
-    Raises SpecError naming ``source_name`` when the networks cannot be mapped.
+    fresh. Raises SpecError naming ``source_name`` when the networks cannot be mapped.
     """
     source_spec, nets = state["spec"], state["learner"]
     source_tasks = list(source_spec["tasks"])

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -186,19 +186,21 @@ class _ActorBase(TaskMLP):
     a task with fewer dimensions gets zeros in the others (its padded outputs are masked
     out, so no loss reaches them and its env never sees them)."""
 
+    OUTPUTS_PER_ACTION: ClassVar[int]
+    """Network outputs per action dimension."""
+
     def __init__(
         self,
         input_dim: int,
         action_dim: int,
         hidden: Sequence[int],
-        arch: Arch,
-        num_tasks: int,
-        rank: int,
-        outputs_per_action: int,
-        action_dims: Sequence[int] | None,
+        arch: Arch = "onehot",
+        num_tasks: int = 1,
+        rank: int = 8,
+        action_dims: Sequence[int] | None = None,
     ) -> None:
-        super().__init__(input_dim, hidden, outputs_per_action * action_dim, arch, num_tasks,
-                         rank)
+        super().__init__(input_dim, hidden, self.OUTPUTS_PER_ACTION * action_dim, arch,
+                         num_tasks, rank)
         mask = None
         if action_dims is not None and any(d != action_dim for d in action_dims):
             mask = torch.tensor([[1.0] * d + [0.0] * (action_dim - d) for d in action_dims])
@@ -221,17 +223,7 @@ class _ActorBase(TaskMLP):
 class Actor(_ActorBase):
     """Deterministic policy with actions in [-1, 1]."""
 
-    def __init__(
-        self,
-        input_dim: int,
-        action_dim: int,
-        hidden: Sequence[int],
-        arch: Arch = "onehot",
-        num_tasks: int = 1,
-        rank: int = 8,
-        action_dims: Sequence[int] | None = None,
-    ) -> None:
-        super().__init__(input_dim, action_dim, hidden, arch, num_tasks, rank, 1, action_dims)
+    OUTPUTS_PER_ACTION = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.masked(x, torch.tanh(self.trunk(x, x)))
@@ -245,17 +237,7 @@ class GaussianActor(_ActorBase):
     """Tanh-Gaussian policy (SAC): the net gives a mean and a log std per action; actions are
     ``tanh`` of a Gaussian sample. ``forward`` is the deterministic action ``tanh(mean)``."""
 
-    def __init__(
-        self,
-        input_dim: int,
-        action_dim: int,
-        hidden: Sequence[int],
-        arch: Arch = "onehot",
-        num_tasks: int = 1,
-        rank: int = 8,
-        action_dims: Sequence[int] | None = None,
-    ) -> None:
-        super().__init__(input_dim, action_dim, hidden, arch, num_tasks, rank, 2, action_dims)
+    OUTPUTS_PER_ACTION = 2  # a mean and a log std
 
     def distribution(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log std (squashed into :data:`LOG_STD_RANGE`) of the pre-tanh Gaussian."""
