@@ -28,16 +28,21 @@ class Transitions:
 class HerSampler:
     """Samples transitions and replaces the goal of a ``k/(k+1)`` share with achieved goals."""
 
-    def __init__(self, reward_fn: RewardFn, strategy: Strategy = "future", k: float = 4) -> None:
+    def __init__(
+        self, reward_fn: RewardFn, strategy: Strategy = "future", k: float = 4,
+        moved_goal_share: float = 0.0,
+    ) -> None:
         self.reward_fn, self.strategy = reward_fn, strategy
         self.relabel_prob = 0.0 if strategy == "none" else k / (k + 1)
+        self.moved_goal_share = moved_goal_share
 
     def sample(self, replay: EpisodeReplay, n: int, rng: np.random.Generator) -> Transitions:
-        """``n`` transitions drawn uniformly over stored steps, then relabeled."""
+        """``n`` transitions (episodes by :meth:`EpisodeReplay.sample_slots`, steps uniformly),
+        then relabeled."""
         if replay.episodes == 0:
             raise ValueError("cannot sample from an empty replay buffer")
         horizon = replay.horizon
-        ep = replay.slots(rng.integers(0, replay.episodes, n))
+        ep = replay.sample_slots(n, self.moved_goal_share, rng)
         t = rng.integers(0, horizon, n)
         goal = replay.desired_goal[ep, t].copy()
         relabeled = rng.random(n) < self.relabel_prob

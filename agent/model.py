@@ -47,5 +47,10 @@ def build_batcher(
     """Per-task replays of ``capacity`` transitions, sampled with the spec's HER settings."""
     her = spec.replay.her
     replays = [EpisodeReplay(shape, capacity) for shape in task_shapes(spec.tasks)]
-    samplers = [HerSampler(family_of(t).reward_fn(t), her.strategy, her.k) for t in spec.tasks]
+    samplers = [
+        HerSampler(family_of(t).reward_fn(t),
+                   her.strategy if family_of(t).RELABELS_GOALS else "none", her.k,
+                   spec.replay.moved_goal_share)
+        for t in spec.tasks
+    ]
     return MultiTaskBatcher(replays, samplers, encoder, rng)

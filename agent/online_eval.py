@@ -62,16 +62,22 @@ class OnlineEvaluator:
         for result in await asyncio.gather(*replies):
             for batch in result.batches:
                 successes[batch.task].append(batch.success)
+        counters = {"env_steps": env_steps, "wall_time_s": round(wall, 3),
+                    "updates": snapshot.version}
+        rates = {task: float(np.concatenate(successes[task]).mean()) for task in self.tasks}
         for task in self.tasks:
             await self.metrics.emit_reliable({
                 "event": "eval",
                 "task": task,
-                "env_steps": env_steps,
-                "wall_time_s": round(wall, 3),
-                "updates": snapshot.version,
-                "success_rate": float(np.concatenate(successes[task]).mean()),
+                **counters,
+                "success_rate": rates[task],
                 "episodes": int(sum(len(s) for s in successes[task])),
                 **since_last[task],
+            })
+        if len(self.tasks) > 1:
+            await self.metrics.emit_reliable({
+                "event": "eval_mean", **counters,
+                "success_rate": float(np.mean(list(rates.values()))), "tasks": len(rates),
             })
         self.last_evaluated = (env_steps, snapshot.version)
 

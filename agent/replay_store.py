@@ -75,7 +75,7 @@ class ReplayChunks:
                 unreadable.append(path.rename(path.with_suffix(".pt.unreadable")))
                 gap_end = min(start + count, upto)
         replay.added = upto
-        replay.episodes = min(replay.episodes, upto - gap_end)
+        replay.keep_newest(upto - gap_end)
         self.persisted = upto
         return unreadable, min(on_disk, replay.capacity) - replay.episodes
 

@@ -13,10 +13,12 @@ SCALAR_SKIP = {"event", "task", "env_steps"}
 
 
 def _scalars(record: Record) -> dict[str, float]:
-    """The numeric fields of a record, eval fields namespaced by task; none of a video's."""
+    """The numeric fields of a record, eval fields namespaced by task (``eval/mean/`` for the
+    mean over tasks); none of a video's."""
     if record.get("event") == "video":
         return {}
-    prefix = f"eval/{record['task']}/" if record.get("event") == "eval" else ""
+    prefix = {"eval": f"eval/{record.get('task')}/", "eval_mean": "eval/mean/"}.get(
+        str(record.get("event")), "")
     return {
         prefix + key: float(value)
         for key, value in record.items()

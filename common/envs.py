@@ -1,7 +1,7 @@
 """Environment families behind one small adapter: task ids, make, shapes, reward function.
 
-Everything family-specific lives here: Fetch (gymnasium-robotics) and Panda (panda-gym). A
-family is a :class:`GoalEnvFamily` whose task ids are in :data:`FAMILIES`.
+Everything family-specific lives here: Fetch (gymnasium-robotics), Panda (panda-gym) and
+Meta-World. A family is a :class:`GoalEnvFamily`; :func:`family_of` finds a task's.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, SupportsFloat
 
@@ -96,6 +96,8 @@ class GoalEnvFamily:
     ``desired_goal``), ``info["is_success"]`` and a vectorized ``compute_reward``."""
 
     TASKS: tuple[str, ...] = ()
+    RELABELS_GOALS = True
+    """Whether HER may replace the desired goal of a stored transition."""
     WRAPPERS: tuple[Callable[[gym.Env], gym.Wrapper], ...] = ()
     """Applied, in order, to every env the family makes."""
 
@@ -143,8 +145,11 @@ class GoalEnvFamily:
     def reward_fn(self, task: str) -> RewardFn:
         """The env's own ``compute_reward`` (through ``env.unwrapped``) over rows of goals;
         row by row where the env's batched answer has the wrong shape (PandaFlip's
-        ``np.inner`` of two batches is their outer product)."""
-        compute = self.make(task).unwrapped.compute_reward
+        ``np.inner`` of two batches is their outer product). The env is closed at once:
+        ``compute_reward`` reads only its thresholds, never the simulation."""
+        env = self.make(task)
+        compute = env.unwrapped.compute_reward
+        env.close()
 
         def reward(achieved_goal: np.ndarray, desired_goal: np.ndarray) -> np.ndarray:
             batched = np.asarray(compute(achieved_goal, desired_goal, {}), dtype=np.float32)
@@ -192,22 +197,141 @@ class PandaFamily(GoalEnvFamily):
         return {"render_width": size, "render_height": size}
 
 
+MT10 = (
+    "reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3",
+    "drawer-close-v3", "button-press-topdown-v3", "peg-insert-side-v3", "window-open-v3",
+    "window-close-v3",
+)
+"""Meta-World's MT10 benchmark, in its own order (``metaworld.MT10``)."""
+
+VARIATIONS_SEED = 0
+"""Seed of each Meta-World task's 50 train variations (``metaworld.MT1(name, seed)``), fixed
+so that every process of a run, and every run, trains on the same ones."""
+
+
+class DenseRewardAsGoalEnv(gym.Wrapper):
+    """A Meta-World env on the goal-env data path: ``achieved_goal`` carries the reward of
+    the step that led to it, scaled into HER's [-1, 0] range (``r / 10 - 1``; Meta-World
+    rewards lie in [0, 10], and an affine change of a fixed-horizon reward keeps the optimal
+    policy), ``desired_goal`` is a constant 0, and ``compute_reward`` reads the reward back.
+    Each reset draws one of the task's train variations with the reset's seed.
+    ``info["is_success"]`` stays 1 once the task was solved: Meta-World's evaluation counts
+    an episode solved at its first success, while our episodes run their whole horizon."""
+
+    def __init__(self, env: gym.Env, variations: list[Any]) -> None:
+        super().__init__(env)
+        self.variations = variations
+        self._variation_rng = np.random.default_rng()
+        self._solved = False
+        space = env.observation_space
+        self.observation_space = gym.spaces.Dict({
+            "observation": gym.spaces.Box(-np.inf, np.inf, space.shape, np.float64),
+            "achieved_goal": gym.spaces.Box(-1.0, 0.0, (1,), np.float64),
+            "desired_goal": gym.spaces.Box(0.0, 0.0, (1,), np.float64),
+        })
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        if seed is not None:
+            self._variation_rng = np.random.default_rng(seed)
+        self.env.unwrapped.set_task(
+            self.variations[self._variation_rng.integers(len(self.variations))])
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._solved = False
+        return self._goal_obs(obs, -1.0), {**info, "is_success": 0.0}
+
+    def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool,
+                                          dict[str, Any]]:
+        obs, reward, _, truncated, info = self.env.step(action)
+        scaled = float(reward) / 10.0 - 1.0
+        self._solved = self._solved or info["success"] > 0.5
+        return (self._goal_obs(obs, scaled), scaled, False, truncated,
+                {**info, "is_success": float(self._solved)})
+
+    @staticmethod
+    def _goal_obs(obs: np.ndarray, reward: float) -> dict[str, np.ndarray]:
+        return {"observation": obs, "achieved_goal": np.array([reward]),
+                "desired_goal": np.zeros(1)}
+
+    @staticmethod
+    def compute_reward(achieved_goal: np.ndarray, desired_goal: np.ndarray,
+                       info: Any) -> np.ndarray:
+        """The stored reward: Meta-World's is dense and no goal can be swapped in."""
+        return np.asarray(achieved_goal)[..., 0]
+
+
+@cache
+def _metaworld_variations(task: str) -> list[Any]:
+    import metaworld
+
+    return metaworld.MT1(task, seed=VARIATIONS_SEED).train_tasks
+
+
+def _make_metaworld_env(task: str, render_mode: str | None = None, width: int = 480,
+                        height: int = 480) -> gym.Env:
+    import metaworld
+
+    env = metaworld.ALL_V3_ENVIRONMENTS[task](render_mode=render_mode, width=width,
+                                                height=height)
+    return DenseRewardAsGoalEnv(env, _metaworld_variations(task))
+
+
+@cache
+def _register_metaworld(tasks: tuple[str, ...]) -> None:
+    for task in tasks:
+        gym.register(task, entry_point=partial(_make_metaworld_env, task),
+                     max_episode_steps=500, disable_env_checker=True)
+
+
+class MetaWorldFamily(GoalEnvFamily):
+    """Meta-World v3 tasks (MuJoCo): dense reward, success from ``info["success"]``, a new
+    train variation every episode (:class:`DenseRewardAsGoalEnv`); never relabeled. Its 50
+    names are read from metaworld, imported only when a name like theirs appears."""
+
+    RELABELS_GOALS = False
+
+    @staticmethod
+    @cache
+    def names() -> tuple[str, ...]:
+        import metaworld
+
+        return tuple(metaworld.ALL_V3_ENVIRONMENTS)
+
+    def register(self) -> None:
+        _register_metaworld(self.names())
+
+    def reward_fn(self, task: str) -> RewardFn:
+        def reward(achieved_goal: np.ndarray, desired_goal: np.ndarray) -> np.ndarray:
+            return DenseRewardAsGoalEnv.compute_reward(achieved_goal, desired_goal, {}).astype(
+                np.float32)
+
+        return reward
+
+
 FAMILIES: dict[str, GoalEnvFamily] = {
     task: family for family in (FetchFamily(), PandaFamily()) for task in family.TASKS
 }
+"""Families whose task ids are known without importing them."""
+
+METAWORLD = MetaWorldFamily()
+
+
+def _looks_like_metaworld(task: str) -> bool:
+    return task[:1].islower() and task.endswith("-v3")
 
 
 def known_task_ids() -> tuple[str, ...]:
     """Every env id an adapter can make."""
-    return tuple(FAMILIES)
+    return (*FAMILIES, *METAWORLD.names())
 
 
 def family_of(task: str) -> GoalEnvFamily:
     """The adapter that owns ``task``."""
-    try:
+    if task in FAMILIES:
         return FAMILIES[task]
-    except KeyError:
-        raise ValueError(f"unknown env id {task!r}") from None
+    if _looks_like_metaworld(task) and task in METAWORLD.names():
+        return METAWORLD
+    raise ValueError(f"unknown env id {task!r}")
 
 
 @cache

@@ -71,6 +71,10 @@ class Her(_Section):
 class Replay(_Section):
     capacity_per_task: PositiveInt = 1_000_000
     """Transitions kept per task (whole episodes, oldest overwritten first)."""
+    moved_goal_share: Probability = 0.0
+    """Share of sampled episodes drawn in proportion to how far their achieved goal travelled
+    (the object, on Push-like tasks; a simple energy-based prioritization), the rest
+    uniformly. 0: uniform."""
     her: Her = Her()
 
 
@@ -249,17 +253,39 @@ class Spec(_Section):
     checkpoint: Checkpoint = Checkpoint()
     distributed: Distributed = Distributed()
 
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _benchmark_names_expanded(cls, tasks: Any) -> Any:
+        """``MT10`` stands for Meta-World's ten MT10 tasks."""
+        from common.envs import MT10
+
+        if isinstance(tasks, list) and "MT10" in tasks:
+            at = tasks.index("MT10")
+            return [*tasks[:at], *MT10, *tasks[at + 1:]]
+        return tasks
+
     @field_validator("tasks")
     @classmethod
     def _known_distinct_tasks(cls, tasks: list[str]) -> list[str]:
-        from common.envs import known_task_ids
+        from common.envs import FAMILIES, family_of
 
-        known = known_task_ids()
+        relabels = {}
         for task in tasks:
-            if task not in known:
-                raise ValueError(f"unknown env id {task!r} (known: {', '.join(sorted(known))})")
+            try:
+                relabels[task] = family_of(task).RELABELS_GOALS
+            except ValueError:
+                raise ValueError(
+                    f"unknown env id {task!r} (known: {', '.join(sorted(FAMILIES))}, "
+                    "a Meta-World v3 task name such as reach-v3, or MT10)") from None
         if len(set(tasks)) != len(tasks):
             raise ValueError("each task may appear once")
+        if len(set(relabels.values())) > 1:
+            dense = [t for t, r in relabels.items() if not r]
+            goal = [t for t, r in relabels.items() if r]
+            raise ValueError(
+                f"Meta-World tasks ({', '.join(dense)}) cannot share a run with goal-based "
+                f"tasks ({', '.join(goal)}): dense, never relabeled 500-step episodes next to "
+                "relabeled sparse ones are not supported; run them apart")
         return tasks
 
     def needs_success_feedback(self) -> bool:

@@ -113,3 +113,46 @@ def test_replay_overwrites_oldest_episodes_when_full() -> None:
         ))
     assert replay.episodes == 3
     assert sorted(replay.obs[:, 0, 0].tolist()) == [2.0, 3.0, 4.0]
+
+
+def moving_replay(motion: list[float]) -> EpisodeReplay:
+    """Episode e's achieved goal travels ``motion[e]`` along x, in equal steps."""
+    n = len(motion)
+    replay = EpisodeReplay(SHAPE, capacity_transitions=(n + 2) * HORIZON)
+    x = np.linspace(0, 1, HORIZON + 1)[None, :] * np.asarray(motion)[:, None]
+    achieved = np.stack([x, 0 * x, 0 * x], -1).astype(np.float32)
+    obs = np.repeat(np.arange(n, dtype=np.float32)[:, None, None], HORIZON + 1, 1)
+    replay.add(EpisodeBatch(
+        "moving", np.repeat(obs, 2, -1), achieved, np.zeros((n, HORIZON, 3), np.float32),
+        np.zeros((n, HORIZON, 1), np.float32), np.zeros(n, np.float32), 0,
+    ))
+    return replay
+
+
+def test_moved_goal_share_draws_episodes_in_proportion_to_goal_motion() -> None:
+    replay = moving_replay([0.0, 0.1, 0.3, 0.0])
+    assert replay.goal_motion[:4] == pytest.approx([0.0, 0.1, 0.3, 0.0])
+    slots = replay.sample_slots(40_000, 1.0, np.random.default_rng(0))
+    share = np.bincount(slots, minlength=replay.capacity) / len(slots)
+    assert share[:4] == pytest.approx([0.0, 0.25, 0.75, 0.0], abs=0.01)
+    assert share[4:].sum() == 0  # empty slots are never drawn
+
+
+def test_moved_goal_share_mixes_with_uniform_draws() -> None:
+    batch = HerSampler(exact_match_reward, "future", 4, moved_goal_share=0.5).sample(
+        moving_replay([0.0, 0.0, 0.2, 0.0]), 40_000, np.random.default_rng(1)
+    )
+    share = np.bincount(batch.obs[:, 0].astype(int), minlength=4) / len(batch.obs)
+    assert share == pytest.approx([0.125, 0.125, 0.625, 0.125], abs=0.01)
+
+
+def test_moved_goal_share_is_uniform_while_nothing_moved() -> None:
+    slots = moving_replay([0.0] * 4).sample_slots(40_000, 1.0, np.random.default_rng(2))
+    assert np.bincount(slots) / len(slots) == pytest.approx([0.25] * 4, abs=0.01)
+
+
+def test_forgotten_episodes_are_not_drawn_by_motion() -> None:
+    replay = moving_replay([0.3, 0.1, 0.1, 0.1])
+    replay.keep_newest(2)  # episodes 2 and 3 stay; 0, the one that moved most, is gone
+    slots = replay.sample_slots(10_000, 1.0, np.random.default_rng(3))
+    assert set(np.unique(slots)) == {2, 3}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import QUIET, reach_judged_at, read_metrics, run_main
@@ -97,6 +98,10 @@ def test_fetch_and_panda_reach_learn_in_one_policy(tmp_path: Path) -> None:
         *QUIET, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    final = {r["task"]: r["success_rate"] for r in read_metrics(run_dir) if r["event"] == "eval"}
+    records = read_metrics(run_dir)
+    final = {r["task"]: r["success_rate"] for r in records if r["event"] == "eval"}
     assert set(final) == {"FetchReach-v4", "PandaReach-v3"}
     assert min(final.values()) >= 0.9, final
+    mean = [r for r in records if r["event"] == "eval_mean"][-1]
+    assert mean["tasks"] == 2 and mean["success_rate"] == pytest.approx(np.mean(list(
+        final.values())))

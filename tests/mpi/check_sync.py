@@ -3,26 +3,30 @@
 Each rank trains on its own random batches. Checks, on every rank:
 1. the averaged gradient equals the mean of the per-rank gradients;
 2. after several updates every rank holds bit-identical parameters.
-Prints one JSON line from rank 0.
+Prints one JSON line from rank 0. ``python -m tests.mpi.check_sync sac`` checks the SAC
+learner (its per-task temperatures are synced too).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import torch
 from mpi4py import MPI
 
 from agent.gradient_averager import GradientAverager, flat_parameters
+from agent.sac import SACLearner
 from agent.td3 import Batch, TD3Learner
 from common.spec import Learner
 
 comm = MPI.COMM_WORLD
 rank = comm.Get_rank()
 torch.manual_seed(0)  # same initial weights everywhere (main.py broadcasts rank 0's state)
-learner = TD3Learner(6, 4, 2, Learner(hidden_sizes=[32, 32], policy_delay=1,
-                                      target_update_every=1), torch.device("cpu"))
+kind = SACLearner if sys.argv[1:] == ["sac"] else TD3Learner
+learner = kind(6, 4, 2, Learner(hidden_sizes=[32, 32], policy_delay=1, target_update_every=1),
+               torch.device("cpu"))
 generator = torch.Generator().manual_seed(100 + rank)  # different data per rank
 
 
@@ -53,9 +57,7 @@ worst = 0.0
 for before, after in seen:
     all_before = comm.allgather(before)
     worst = max(worst, float(np.abs(np.mean(all_before, axis=0) - after).max()))
-params = np.concatenate([flat_parameters(m) for m in (learner.actor, learner.critics,
-                                                      learner.actor_target,
-                                                      learner.critics_target)])
+params = np.concatenate([flat_parameters(m) for m in learner.networks().values()])
 all_params = comm.gather(params, root=0)
 if rank == 0:
     identical = all(np.array_equal(all_params[0], p) for p in all_params[1:])
