@@ -32,8 +32,13 @@ class TaskShape:
     horizon: int
 
 
+def _offscreen_mujoco() -> None:
+    """Render offscreen, display or not (before MuJoCo is first imported)."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
+
 def _register_robotics() -> None:
-    os.environ.setdefault("MUJOCO_GL", "egl")  # rendering is offscreen, display or not
+    _offscreen_mujoco()
     # gymnasium-robotics prints a notice about Adroit reward versions on import; we use no
     # Adroit env, so drop that notice instead of printing it once per process.
     from farama_notifications import notifications
@@ -260,19 +265,22 @@ class DenseRewardAsGoalEnv(gym.Wrapper):
         return np.asarray(achieved_goal)[..., 0]
 
 
-@cache
-def _metaworld_variations(task: str) -> list[Any]:
+def _metaworld() -> Any:
+    _offscreen_mujoco()
     import metaworld
 
-    return metaworld.MT1(task, seed=VARIATIONS_SEED).train_tasks
+    return metaworld
+
+
+@cache
+def _metaworld_variations(task: str) -> list[Any]:
+    return _metaworld().MT1(task, seed=VARIATIONS_SEED).train_tasks
 
 
 def _make_metaworld_env(task: str, render_mode: str | None = None, width: int = 480,
                         height: int = 480) -> gym.Env:
-    import metaworld
-
-    env = metaworld.ALL_V3_ENVIRONMENTS[task](render_mode=render_mode, width=width,
-                                                height=height)
+    env = _metaworld().ALL_V3_ENVIRONMENTS[task](render_mode=render_mode, width=width,
+                                                  height=height)
     return DenseRewardAsGoalEnv(env, _metaworld_variations(task))
 
 
@@ -293,9 +301,7 @@ class MetaWorldFamily(GoalEnvFamily):
     @staticmethod
     @cache
     def names() -> tuple[str, ...]:
-        import metaworld
-
-        return tuple(metaworld.ALL_V3_ENVIRONMENTS)
+        return tuple(_metaworld().ALL_V3_ENVIRONMENTS)
 
     def register(self) -> None:
         _register_metaworld(self.names())

@@ -68,3 +68,13 @@ def test_mt10_in_a_spec_is_its_ten_tasks_and_they_are_never_relabeled() -> None:
                            "two")
     batcher = build_batcher(subset, build_encoder(subset), 10_000, np.random.default_rng(0))
     assert all(sampler.relabel_prob == 0.0 for sampler in batcher.samplers)
+
+
+def test_metaworld_renders_offscreen_frames_of_the_asked_size() -> None:
+    env = family_of("push-v3").make_rendering("push-v3", 64)
+    try:
+        env.reset(seed=0)
+        frame = env.render()
+    finally:
+        env.close()
+    assert frame.shape == (64, 64, 3) and frame.std() > 0
