@@ -11,6 +11,7 @@ from agent.learner_ranks import RankGroup
 from agent.replay import EpisodeReplay
 from agent.task_mix import TaskMix
 from agent.training_window import TrainingWindow
+from common.envs import family_of
 from common.messages import EpisodeBatch
 from common.normalizer import ObservationEncoder
 
@@ -25,6 +26,9 @@ class EpisodeIngest:
         self.tasks, self.replays, self.group = list(tasks), replays, group
         self.encoder, self._encoder_updated = encoder, encoder_updated
         self.task_mix, self.window, self._learner_updates = task_mix, window, learner_updates
+        self._relabeled = [family_of(task).RELABELS_GOALS for task in self.tasks]
+        """Per task: whether achieved goals may become inputs (HER), so the goal normalizer
+        learns them too (Meta-World's carry rewards, never an input)."""
         self.env_steps = 0
         """Env steps stored so far, all tasks (checkpointed)."""
         self.episodes = 0
@@ -36,7 +40,8 @@ class EpisodeIngest:
         task = self.tasks.index(batch.task)
         if self.group is None or self.group.route(batch):
             self.replays[task].add(batch)
-        goals = np.concatenate([batch.achieved_goal, batch.desired_goal], axis=1)
+        goals = (np.concatenate([batch.achieved_goal, batch.desired_goal], axis=1)
+                 if self._relabeled[task] else batch.desired_goal)
         self.encoder.update(task, batch.obs, goals)
         self._encoder_updated()
         self.task_mix.episodes_arrived(task, batch, noise_free)

@@ -48,9 +48,8 @@ def build_batcher(
     her = spec.replay.her
     replays = [EpisodeReplay(shape, capacity) for shape in task_shapes(spec.tasks)]
     samplers = [
-        HerSampler(family_of(t).reward_fn(t),
-                   her.strategy if family_of(t).RELABELS_GOALS else "none", her.k,
-                   spec.replay.moved_goal_share)
+        HerSampler(family_of(t).reward_fn(t), her.strategy, her.k, spec.replay.moved_goal_share)
+        if family_of(t).RELABELS_GOALS else HerSampler(family_of(t).reward_fn(t), "none")
         for t in spec.tasks
     ]
     return MultiTaskBatcher(replays, samplers, encoder, rng)

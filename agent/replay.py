@@ -63,13 +63,15 @@ class EpisodeReplay:
         Where nothing moved yet (or ``moved_share`` is 0) every draw is uniform.
         """
         uniform = self.slots(rng.integers(0, self.episodes, n))
-        total = self.goal_motion.sum()
-        if moved_share == 0 or total <= 0:
+        if moved_share == 0:
+            return uniform
+        cdf = np.cumsum(self.goal_motion)
+        if cdf[-1] <= 0:
             return uniform
         moved = rng.random(n) < moved_share
-        cdf = np.cumsum(self.goal_motion)
         picks = np.searchsorted(cdf, rng.random(int(moved.sum())) * cdf[-1], side="right")
-        uniform[moved] = np.minimum(picks, self.capacity - 1)
+        last_moving = np.flatnonzero(self.goal_motion)[-1]  # where rounding up would land
+        uniform[moved] = np.minimum(picks, last_moving)
         return uniform
 
     def episodes_since(self, start: int) -> dict[str, np.ndarray]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from agent.metrics import Record
 
-SCALAR_SKIP = {"event", "task", "env_steps"}
+SCALAR_SKIP = {"event", "task", "env_steps", "tasks"}
 
 
 def _scalars(record: Record) -> dict[str, float]:

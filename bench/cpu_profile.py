@@ -10,10 +10,12 @@ measured in the same invocation (``bench/learner_throughput.py``'s reference).
     python -m bench.cpu_profile [--layouts shm-1t uv-1t uv-2t mpi2-uv-1t] [--seconds 30]
                                 [--spec specs/fetch_push.yaml] [--set KEY=VALUE ...]
 
-A layout name is ``[mpiN-]TRANSPORT-Kt[p]``: N learner ranks under mpiexec (each with
+A layout name is ``[mpiN-]TRANSPORT-Kt[p][y]``: N learner ranks under mpiexec (each with
 batch/N rows, so an update still covers ``--batch-size`` transitions), the TensorPipe
 transport, K intra-op threads per learner process; ``p``: OpenMP threads wait passively
-(``OMP_WAIT_POLICY=PASSIVE``) instead of spinning.
+(``OMP_WAIT_POLICY=PASSIVE``) instead of spinning; ``y``: a rank waiting in an MPI
+collective gives its core away (``OMPI_MCA_mpi_yield_when_idle=1``, yielding by
+``nanosleep``) instead of spinning.
 """
 
 from __future__ import annotations
@@ -40,8 +42,14 @@ from common.spec import load_spec
 OUT = Path("bench/out/cpu_profile")
 TICKS = os.sysconf("SC_CLK_TCK")
 LAYOUT = re.compile(
-    r"^(?:mpi(?P<ranks>\d+)-)?(?P<transport>uv|shm)-(?P<threads>\d+)t(?P<passive>p?)$"
+    r"^(?:mpi(?P<ranks>\d+)-)?(?P<transport>uv|shm)-(?P<threads>\d+)t(?P<passive>p?)"
+    r"(?P<yielding>y?)$"
 )
+
+
+YIELDING = {"OMPI_MCA_mpi_yield_when_idle": "1",
+            "OMPI_MCA_threads_pthreads_yield_strategy": "nanosleep"}
+"""Open MPI settings under which a rank waiting in a collective gives its core away."""
 
 
 @dataclass(frozen=True)
@@ -51,14 +59,15 @@ class Layout:
     transport: str
     threads: int
     passive: bool
+    yielding: bool
 
     @classmethod
     def parse(cls, name: str) -> Layout:
         match = LAYOUT.match(name)
         if match is None:
-            raise SystemExit(f"error: layout {name!r}: expected [mpiN-](uv|shm)-Kt[p]")
+            raise SystemExit(f"error: layout {name!r}: expected [mpiN-](uv|shm)-Kt[p][y]")
         return cls(name, int(match["ranks"] or 1), match["transport"], int(match["threads"]),
-                   bool(match["passive"]))
+                   bool(match["passive"]), bool(match["yielding"]))
 
 
 def command(layout: Layout, args: argparse.Namespace, run_dir: Path) -> list[str]:
@@ -143,7 +152,8 @@ def profile(layout: Layout, args: argparse.Namespace, plain_rate: float) -> dict
     process = subprocess.Popen(
         command(layout, args, run_dir),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        env={**os.environ, **({"OMP_WAIT_POLICY": "PASSIVE"} if layout.passive else {})},
+        env={**os.environ, **({"OMP_WAIT_POLICY": "PASSIVE"} if layout.passive else {}),
+             **(YIELDING if layout.yielding else {})},
     )
     try:
         started = time.monotonic()

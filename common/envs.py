@@ -326,11 +326,6 @@ def _looks_like_metaworld(task: str) -> bool:
     return task[:1].islower() and task.endswith("-v3")
 
 
-def known_task_ids() -> tuple[str, ...]:
-    """Every env id an adapter can make."""
-    return (*FAMILIES, *METAWORLD.names())
-
-
 def family_of(task: str) -> GoalEnvFamily:
     """The adapter that owns ``task``."""
     if task in FAMILIES:

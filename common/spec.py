@@ -74,7 +74,7 @@ class Replay(_Section):
     moved_goal_share: Probability = 0.0
     """Share of sampled episodes drawn in proportion to how far their achieved goal travelled
     (the object, on Push-like tasks; a simple energy-based prioritization), the rest
-    uniformly. 0: uniform."""
+    uniformly. 0: uniform. Goal-based tasks only (Meta-World's are always uniform)."""
     her: Her = Her()
 
 
@@ -259,10 +259,9 @@ class Spec(_Section):
         """``MT10`` stands for Meta-World's ten MT10 tasks."""
         from common.envs import MT10
 
-        if isinstance(tasks, list) and "MT10" in tasks:
-            at = tasks.index("MT10")
-            return [*tasks[:at], *MT10, *tasks[at + 1:]]
-        return tasks
+        if not isinstance(tasks, list):
+            return tasks
+        return [name for task in tasks for name in (MT10 if task == "MT10" else [task])]
 
     @field_validator("tasks")
     @classmethod

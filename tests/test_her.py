@@ -156,3 +156,18 @@ def test_forgotten_episodes_are_not_drawn_by_motion() -> None:
     replay.keep_newest(2)  # episodes 2 and 3 stay; 0, the one that moved most, is gone
     slots = replay.sample_slots(10_000, 1.0, np.random.default_rng(3))
     assert set(np.unique(slots)) == {2, 3}
+
+
+def test_overwritten_episodes_are_drawn_by_their_own_motion() -> None:
+    replay = moving_replay([0.3, 0.0])  # capacity 4 episodes
+    later = moving_replay([0.0, 0.0, 0.1, 0.0, 0.25])
+    for e in range(5):  # slots 2, 3, 0, 1, 2: the 0.3 episode in slot 0 is overwritten
+        replay.add(EpisodeBatch("moving", later.obs[e:e + 1], later.achieved_goal[e:e + 1],
+                                later.desired_goal[e:e + 1], later.action[e:e + 1],
+                                np.zeros(1, np.float32), 0))
+    slots = replay.sample_slots(20_000, 1.0, np.random.default_rng(4))
+    share = np.bincount(slots, minlength=replay.capacity) / len(slots)
+    assert share == pytest.approx(np.where(replay.goal_motion > 0,
+                                           replay.goal_motion / replay.goal_motion.sum(), 0),
+                                  abs=0.01)
+    assert replay.goal_motion[:4] == pytest.approx([0.1, 0.0, 0.25, 0.0])

@@ -43,3 +43,16 @@ def test_episodes_reach_their_own_tasks_replay_normalizer_mix_and_window() -> No
     record = window.flush(TASKS, now=1e9)
     assert record["perf/policy_lag_updates"] == 2.0  # collected at 5, arrived at update 7
     assert record["collect/success_rate/FetchPush-v4"] == 1.0
+
+
+def test_goal_statistics_skip_achieved_goals_that_are_rewards() -> None:
+    """Meta-World's achieved goals carry the reward, never an input (no HER): only its
+    desired goals reach the goal normalizer (goal-based tasks count achieved goals too)."""
+    tasks = ["reach-v3"]
+    spec = validate_spec({"tasks": tasks, "budget": {"env_steps": 1000}}, "test")
+    encoder = build_encoder(spec)
+    ingest = EpisodeIngest(tasks, [EpisodeReplay(s, 10_000) for s in task_shapes(tasks)],
+                           encoder, lambda: None, TaskMix(spec), TrainingWindow(2), lambda: 0,
+                           None)
+    ingest.store(batch("reach-v3", 2), noise_free=False)
+    assert encoder.goal_norm[0].count == 2 * 500  # desired goals only, not 2 * (500 + 501)

@@ -74,6 +74,12 @@ def test_eval_scalars_are_namespaced_by_task() -> None:
     assert _scalars(record) == {"eval/FetchPush-v4/success_rate": 0.25}
 
 
+def test_mean_over_tasks_is_namespaced_eval_mean() -> None:
+    record = {"event": "eval_mean", "env_steps": 5, "updates": 3, "success_rate": 0.4,
+              "tasks": 10}
+    assert _scalars(record) == {"eval/mean/updates": 3.0, "eval/mean/success_rate": 0.4}
+
+
 def test_tensorboard_sink_writes_event_file(tmp_path: Path) -> None:
     sink = TensorBoardSink(tmp_path)
     sink.write({"event": "train", "env_steps": 100, "losses/critic": 0.5})
