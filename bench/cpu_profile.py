@@ -10,12 +10,12 @@ measured in the same invocation (``bench/learner_throughput.py``'s reference).
     python -m bench.cpu_profile [--layouts shm-1t uv-1t uv-2t mpi2-uv-1t] [--seconds 30]
                                 [--spec specs/fetch_push.yaml] [--set KEY=VALUE ...]
 
-A layout name is ``[mpiN-]TRANSPORT-Kt[p][y]``: N learner ranks under mpiexec (each with
+A layout name is ``[mpiN-]TRANSPORT-Kt[p][s]``: N learner ranks under mpiexec (each with
 batch/N rows, so an update still covers ``--batch-size`` transitions), the TensorPipe
 transport, K intra-op threads per learner process; ``p``: OpenMP threads wait passively
-(``OMP_WAIT_POLICY=PASSIVE``) instead of spinning; ``y``: a rank waiting in an MPI
-collective gives its core away (``OMPI_MCA_mpi_yield_when_idle=1``, yielding by
-``nanosleep``) instead of spinning.
+(``OMP_WAIT_POLICY=PASSIVE``) instead of spinning; ``s``: a rank waiting in an MPI
+collective spins (Open MPI's own default) instead of giving its core away as learner ranks
+do (``agent.mpi.YIELD_WHILE_WAITING``).
 """
 
 from __future__ import annotations
@@ -43,13 +43,8 @@ OUT = Path("bench/out/cpu_profile")
 TICKS = os.sysconf("SC_CLK_TCK")
 LAYOUT = re.compile(
     r"^(?:mpi(?P<ranks>\d+)-)?(?P<transport>uv|shm)-(?P<threads>\d+)t(?P<passive>p?)"
-    r"(?P<yielding>y?)$"
+    r"(?P<spinning>s?)$"
 )
-
-
-YIELDING = {"OMPI_MCA_mpi_yield_when_idle": "1",
-            "OMPI_MCA_threads_pthreads_yield_strategy": "nanosleep"}
-"""Open MPI settings under which a rank waiting in a collective gives its core away."""
 
 
 @dataclass(frozen=True)
@@ -59,15 +54,15 @@ class Layout:
     transport: str
     threads: int
     passive: bool
-    yielding: bool
+    spinning: bool
 
     @classmethod
     def parse(cls, name: str) -> Layout:
         match = LAYOUT.match(name)
         if match is None:
-            raise SystemExit(f"error: layout {name!r}: expected [mpiN-](uv|shm)-Kt[p][y]")
+            raise SystemExit(f"error: layout {name!r}: expected [mpiN-](uv|shm)-Kt[p][s]")
         return cls(name, int(match["ranks"] or 1), match["transport"], int(match["threads"]),
-                   bool(match["passive"]), bool(match["yielding"]))
+                   bool(match["passive"]), bool(match["spinning"]))
 
 
 def command(layout: Layout, args: argparse.Namespace, run_dir: Path) -> list[str]:
@@ -153,7 +148,7 @@ def profile(layout: Layout, args: argparse.Namespace, plain_rate: float) -> dict
         command(layout, args, run_dir),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         env={**os.environ, **({"OMP_WAIT_POLICY": "PASSIVE"} if layout.passive else {}),
-             **(YIELDING if layout.yielding else {})},
+             **({"OMPI_MCA_mpi_yield_when_idle": "0"} if layout.spinning else {})},
     )
     try:
         started = time.monotonic()

@@ -10,18 +10,18 @@ learner (its per-task temperatures are synced too).
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import numpy as np
 import torch
-from mpi4py import MPI
-
 from agent.gradient_averager import GradientAverager, flat_parameters
+from agent.mpi import mpi_world
 from agent.sac import SACLearner
 from agent.td3 import Batch, TD3Learner
 from common.spec import Learner
 
-comm = MPI.COMM_WORLD
+comm = mpi_world()  # as main.py's learner ranks get it
 rank = comm.Get_rank()
 torch.manual_seed(0)  # same initial weights everywhere (main.py broadcasts rank 0's state)
 kind = SACLearner if sys.argv[1:] == ["sac"] else TD3Learner
@@ -62,4 +62,5 @@ all_params = comm.gather(params, root=0)
 if rank == 0:
     identical = all(np.array_equal(all_params[0], p) for p in all_params[1:])
     print(json.dumps({"ranks": comm.Get_size(), "allreduce_calls": averager.calls,
-                      "max_mean_error": worst, "identical_parameters": identical}))
+                      "max_mean_error": worst, "identical_parameters": identical,
+                      "yield_when_idle": os.environ.get("OMPI_MCA_mpi_yield_when_idle")}))
