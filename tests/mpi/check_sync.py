@@ -15,8 +15,9 @@ import sys
 
 import numpy as np
 import torch
+
 from agent.gradient_averager import GradientAverager, flat_parameters
-from agent.mpi import mpi_world
+from agent.mpi import YIELD_WHILE_WAITING, mpi_world
 from agent.sac import SACLearner
 from agent.td3 import Batch, TD3Learner
 from common.spec import Learner
@@ -63,4 +64,5 @@ if rank == 0:
     identical = all(np.array_equal(all_params[0], p) for p in all_params[1:])
     print(json.dumps({"ranks": comm.Get_size(), "allreduce_calls": averager.calls,
                       "max_mean_error": worst, "identical_parameters": identical,
-                      "yield_when_idle": os.environ.get("OMPI_MCA_mpi_yield_when_idle")}))
+                      "mpi_settings": {name: os.environ.get(name)
+                                       for name in YIELD_WHILE_WAITING}}))
