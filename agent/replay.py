@@ -65,12 +65,13 @@ class EpisodeReplay:
         uniform = self.slots(rng.integers(0, self.episodes, n))
         if moved_share == 0:
             return uniform
-        cdf = np.cumsum(self.goal_motion)
+        motion = self.goal_motion.copy()  # one snapshot: episodes may arrive meanwhile
+        cdf = np.cumsum(motion)
         if cdf[-1] <= 0:
             return uniform
         moved = rng.random(n) < moved_share
         picks = np.searchsorted(cdf, rng.random(int(moved.sum())) * cdf[-1], side="right")
-        last_moving = np.flatnonzero(self.goal_motion)[-1]  # where rounding up would land
+        last_moving = np.flatnonzero(motion)[-1]  # where rounding up would land
         uniform[moved] = np.minimum(picks, last_moving)
         return uniform
 
