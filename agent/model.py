@@ -45,11 +45,16 @@ def build_batcher(
     spec: Spec, encoder: ObservationEncoder, capacity: int, rng: np.random.Generator
 ) -> MultiTaskBatcher:
     """Per-task replays of ``capacity`` transitions, sampled with the spec's HER settings."""
-    her = spec.replay.her
     replays = [EpisodeReplay(shape, capacity) for shape in task_shapes(spec.tasks)]
-    samplers = [
-        HerSampler(family_of(t).reward_fn(t), her.strategy, her.k, spec.replay.moved_goal_share)
-        if family_of(t).RELABELS_GOALS else HerSampler(family_of(t).reward_fn(t), "none")
-        for t in spec.tasks
-    ]
+    samplers = [_sampler(spec, task) for task in spec.tasks]
     return MultiTaskBatcher(replays, samplers, encoder, rng)
+
+
+def _sampler(spec: Spec, task: str) -> HerSampler:
+    """The spec's HER settings for a goal-based task; uniform and never relabeled for a task
+    whose family does not relabel (Meta-World)."""
+    family = family_of(task)
+    if not family.RELABELS_GOALS:
+        return HerSampler(family.reward_fn(task), "none")
+    her = spec.replay.her
+    return HerSampler(family.reward_fn(task), her.strategy, her.k, spec.replay.moved_goal_share)
