@@ -66,6 +66,13 @@ def test_each_reset_draws_a_train_variation_by_its_seed() -> None:
     assert len(rows) == 4
 
 
+def test_mt10_names_are_metaworlds_own() -> None:
+    """common.envs spells MT10 out so that a spec is checked without importing metaworld."""
+    from metaworld import env_dict
+
+    assert tuple(env_dict.MT10_V3) == MT10
+
+
 def test_mt10_in_a_spec_is_its_ten_tasks_and_they_are_never_relabeled() -> None:
     spec = validate_spec({"tasks": ["MT10"], "budget": {"env_steps": 1000}}, "mt10")
     assert spec.tasks == list(MT10)
