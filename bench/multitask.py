@@ -1,11 +1,14 @@
-"""specs/fetch_mt.yaml against each of its tasks trained alone with the same per-task budget.
+"""A multi-task spec (default specs/fetch_mt.yaml) against each of its tasks trained alone
+with the same per-task budget.
 
 Runs the multi-task spec with ``--budget`` total env steps (default: the spec's), then each
 task alone with ``budget / number of tasks`` and otherwise the same spec, and prints per-task
 steps-to-threshold and final success. Curves: each run directory's success.png and a
-combined bench/out/multitask.png.
+combined bench/out/multitask.png (another ``--spec``'s files and run directories start with
+its name: bench/out/fetch_panda_multitask.png).
 
-    python -m bench.multitask [--budget N] [--threshold 0.5] [--alone TASK ...] [--minutes M]
+    python -m bench.multitask [--spec S] [--budget N] [--threshold 0.5] [--alone TASK ...]
+                              [--minutes M]
 
 Runs already finished are reused; a stopped or killed one resumes from its checkpoint, so
 the comparison can span several sessions (``--minutes`` ends each run cleanly).
@@ -44,25 +47,29 @@ def plot(mt_dir: Path, alone: dict[str, Path], png: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    spec = load_spec(SPEC)
-    parser.add_argument("--budget", type=int, default=spec.budget.env_steps)
+    parser.add_argument("--spec", default=SPEC)
+    parser.add_argument("--budget", type=int, default=None, help="default: the spec's")
     parser.add_argument("--threshold", type=float, default=0.5)
-    parser.add_argument("--eval-every", type=int, default=spec.eval.every_env_steps)
+    parser.add_argument("--eval-every", type=int, default=None, help="default: the spec's")
     parser.add_argument("--alone", nargs="*", metavar="TASK", default=None,
                         help="train only these tasks alone, in this order (default: all)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="stop each run after this wall-clock; the next call resumes it")
     args = parser.parse_args()
+    spec = load_spec(args.spec)
+    budget = args.budget or spec.budget.env_steps
+    eval_every = args.eval_every or spec.eval.every_env_steps
+    prefix = "" if args.spec == SPEC else f"{Path(args.spec).stem}_"
     tasks = spec.tasks
-    per_task = args.budget // len(tasks)
-    mt_dir = OUT / f"mt_{args.budget}"
-    train(SPEC, mt_dir, [f"--set=budget.env_steps={args.budget}",
-                         f"--set=eval.every_env_steps={args.eval_every}"], args.minutes)
-    alone = {task: OUT / f"alone_{task}_{per_task}" for task in tasks}
+    per_task = budget // len(tasks)
+    mt_dir = OUT / f"{prefix}mt_{budget}"
+    train(args.spec, mt_dir, [f"--set=budget.env_steps={budget}",
+                              f"--set=eval.every_env_steps={eval_every}"], args.minutes)
+    alone = {task: OUT / f"{prefix}alone_{task}_{per_task}" for task in tasks}
     for task in tasks if args.alone is None else args.alone:
-        train(SPEC, alone[task], [f"--set=tasks=[{task}]",
-                                  f"--set=budget.env_steps={per_task}",
-                                  f"--set=eval.every_env_steps={args.eval_every // len(tasks)}"],
+        train(args.spec, alone[task], [f"--set=tasks=[{task}]",
+                                       f"--set=budget.env_steps={per_task}",
+                                       f"--set=eval.every_env_steps={eval_every // len(tasks)}"],
               args.minutes)
     mt = summarize(mt_dir, args.threshold)
     for task in tasks:
@@ -75,7 +82,7 @@ def main() -> None:
             row.update(alone_steps_to_threshold=single["env_steps_to_threshold"],
                        alone_final_success=single["final_success"])
         print(json.dumps(row))
-    plot(mt_dir, alone, OUT / "multitask.png")
+    plot(mt_dir, alone, OUT / f"{prefix}multitask.png")
 
 
 if __name__ == "__main__":

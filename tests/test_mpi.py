@@ -42,11 +42,13 @@ def test_averaged_gradient_is_the_mean_and_ranks_stay_bit_identical(
     assert report["identical_parameters"] is True
 
 
-def test_two_learner_ranks_learn_fetch_reach(tmp_path: Path) -> None:
+def test_two_learner_ranks_learn_fetch_reach_with_the_ptsl_architecture(tmp_path: Path) -> None:
+    """The ptsl architecture's learning test too (one main.py run fewer in the suite;
+    measured: 1.0 at 2,000 env steps on 3 seeds)."""
     run_dir = tmp_path / "mpi"
     result = mpiexec(
         2, "main.py", "--spec", "specs/fetch_reach.yaml", "--run-dir", str(run_dir),
-        *reach_judged_at(2000), *QUIET,
+        *reach_judged_at(2000), *QUIET, "--set", "model.arch=ptsl",
         "--set", "learner.batch_size=128",  # per rank: 256 together, as one rank does
         timeout=600,
     )
