@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 .venv/bin/ruff check .
-MUJOCO_GL=egl .venv/bin/python -m pytest -q --durations=15 "$@"
+MUJOCO_GL=egl .venv/bin/python -m pytest -q --durations=30 "$@"

@@ -43,8 +43,9 @@ def test_her_reward_equals_the_envs_own_dense_reward_scaled_to_minus_one_zero() 
 
 def test_success_counts_from_the_first_solved_step() -> None:
     """reach-v3 under random actions is solved now and then; once solved, the episode counts
-    as solved to its end (Meta-World's evaluation stops at the first success)."""
-    for seed in range(20):
+    as solved to its end (Meta-World's evaluation stops at the first success). Seed 16 is
+    the first from 0 up whose episode is solved and then left (searching from 0: 10 s)."""
+    for seed in range(16, 36):
         _, _, infos = stepped("reach-v3", seed, 500)
         raw = np.array([i.get("success", 0.0) for i in infos[1:]]) > 0.5
         sticky = np.array([i["is_success"] for i in infos[1:]]) > 0.5
