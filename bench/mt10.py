@@ -46,7 +46,7 @@ def plot(curves: dict[str, list[tuple[int, float]]], mean: list[tuple[int, float
     import matplotlib.pyplot as plt
 
     n = len(curves)
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(10, 5))
     for task, points in curves.items():
         ax.plot([s / n for s, _ in points], [v for _, v in points], lw=1, alpha=0.6,
                 label=task)
@@ -60,7 +60,7 @@ def plot(curves: dict[str, list[tuple[int, float]]], mean: list[tuple[int, float
     ax.set_ylabel("success rate")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="x-small", ncol=2, loc="upper left")
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     fig.savefig(png, dpi=90)
 
@@ -86,7 +86,8 @@ def main() -> None:
         writer.writerow(["env_steps", "env_steps_per_task", *tasks, "mt10_mean"])
         for i, (steps, _) in enumerate(curves[tasks[0]]):
             row = [curves[t][i][1] for t in tasks]
-            writer.writerow([steps, steps // len(tasks), *row, mean.get(steps, "")])
+            writer.writerow([steps, steps // len(tasks), *row,
+                             round(mean[steps], 4) if steps in mean else ""])
     plot(curves, sorted(mean.items()), OUT / "mt10.png")
     print((OUT / "mt10.csv").read_text(), end="")
     print(f"curve: {OUT / 'mt10.png'}, table: {OUT / 'mt10.csv'}", file=sys.stderr)

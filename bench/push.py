@@ -8,8 +8,8 @@ wall-clock at which success first reached 0.5 and 0.9 on two evaluations in a ro
 
     python -m bench.push [--spec S] [--seeds 1 2] [--minutes 45] [--set KEY=VALUE ...]
 
-``--minutes`` stops a seed at that wall-clock (SIGINT: a clean stop with a final
-evaluation); ``--set`` passes overrides to every run, ``--name`` keeps candidates apart.
+``--minutes`` stops a seed at that wall-clock (SIGINT: a clean, checkpointed stop, without
+a final evaluation); ``--set`` passes overrides to every run, ``--name`` keeps candidates apart.
 ``--spec`` benchmarks another one-task spec the same way (``--spec specs/panda_push.yaml
 --name panda`` for PandaPush).
 """
