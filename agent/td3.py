@@ -178,7 +178,10 @@ class TD3Learner:
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
         freeze(self.actor, self.model.freeze)
         freeze(self.critics, self.model.freeze)
-        opt = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[optimizer]
+        # fused Adam: one kernel over all parameters (measured 1.05x the update on one CPU
+        # thread at 3x128, batch 1024: bench/learner_throughput.py)
+        opt = {"adam": functools.partial(torch.optim.Adam, fused=True),
+               "sgd": torch.optim.SGD}[optimizer]
         self.actor_lr, self.critic_lr = config.actor_lr * lr_scale, config.critic_lr * lr_scale
         self.actor_opt = opt(self.actor.parameters(), lr=self.actor_lr)
         self.critic_opt = opt(self.critics.parameters(), lr=self.critic_lr)

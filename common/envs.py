@@ -10,11 +10,11 @@ import contextlib
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
-from typing import Any, SupportsFloat
+from typing import Any, Protocol, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -96,6 +96,40 @@ class RunsFullEpisodes(gym.Wrapper):
         return obs, reward, False, truncated, info
 
 
+class EpisodeStepper(Protocol):
+    """Several envs of one task, reset and stepped together through whole episodes (the
+    caller keeps the time limit). Observations come as a dict of batched arrays
+    (``observation``, ``achieved_goal``, ``desired_goal``)."""
+
+    def reset(self, seeds: Sequence[int]) -> dict[str, np.ndarray]:
+        """Each env reset with its seed."""
+        ...
+
+    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """One step of every env: the observations and ``info["is_success"]`` per env."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+class VectorStepper:
+    """:class:`EpisodeStepper` over a gymnasium vector env without autoreset."""
+
+    def __init__(self, env: gym.vector.VectorEnv) -> None:
+        self.env = env
+
+    def reset(self, seeds: Sequence[int]) -> dict[str, np.ndarray]:
+        return self.env.reset(seed=list(seeds))[0]
+
+    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        obs, _, _, _, info = self.env.step(actions)
+        return obs, np.asarray(info["is_success"])
+
+    def close(self) -> None:
+        self.env.close()
+
+
 class GoalEnvFamily:
     """Goal-based gymnasium tasks: dict observations (``observation``, ``achieved_goal``,
     ``desired_goal``), ``info["is_success"]`` and a vectorized ``compute_reward``."""
@@ -147,6 +181,10 @@ class GoalEnvFamily:
                 wrappers=self.WRAPPERS,
             )
 
+    def make_stepper(self, task: str, num_envs: int) -> EpisodeStepper:
+        """``num_envs`` envs of ``task`` for whole episodes (the observers' collection)."""
+        return VectorStepper(self.make_vector(task, num_envs))
+
     def reward_fn(self, task: str) -> RewardFn:
         """The env's own ``compute_reward`` (through ``env.unwrapped``) over rows of goals;
         row by row where the env's batched answer has the wrong shape (PandaFlip's
@@ -177,6 +215,13 @@ class FetchFamily(GoalEnvFamily):
 
     def register(self) -> None:
         _register_robotics()
+
+    def make_stepper(self, task: str, num_envs: int) -> EpisodeStepper:
+        """Envs stepped by direct MuJoCo calls, bit for bit the env's own results
+        (:mod:`common.fetch_stepper`: half the CPU of gymnasium's step)."""
+        from common.fetch_stepper import FetchStepper
+
+        return FetchStepper([self.make(task) for _ in range(num_envs)])
 
 
 class PandaFamily(GoalEnvFamily):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import gymnasium as gym
 import numpy as np
 
-from common.envs import TaskShape, family_of
+from common.envs import EpisodeStepper, TaskShape, family_of
 from common.messages import EpisodeBatch
 from common.policy import Policy
 
@@ -33,7 +32,7 @@ def episode_seeds(rng: np.random.Generator, episodes: int, num_envs: int) -> lis
 
 
 class Rollout:
-    """Steps one vector env per (task, width) and returns :class:`EpisodeBatch` objects."""
+    """Steps one set of envs per (task, width) and returns :class:`EpisodeBatch` objects."""
 
     def __init__(
         self,
@@ -46,12 +45,12 @@ class Rollout:
     ) -> None:
         self.tasks, self.shapes, self.policy = list(tasks), list(shapes), policy
         self.num_envs, self.noise_std, self.random_eps = num_envs, noise_std, random_eps
-        self._envs: dict[tuple[str, int], gym.vector.VectorEnv] = {}
+        self._envs: dict[tuple[str, int], EpisodeStepper] = {}
 
-    def _vector_env(self, task: str, width: int) -> gym.vector.VectorEnv:
+    def _stepper(self, task: str, width: int) -> EpisodeStepper:
         key = (task, width)
         if key not in self._envs:
-            self._envs[key] = family_of(task).make_vector(task, width)
+            self._envs[key] = family_of(task).make_stepper(task, width)
         return self._envs[key]
 
     def collect(
@@ -75,11 +74,11 @@ class Rollout:
     ) -> dict[str, np.ndarray]:
         index = self.tasks.index(task)
         horizon = self.shapes[index].horizon
-        env = self._vector_env(task, width)
-        obs, _ = env.reset(seed=episode_seeds(rng, width, width))
+        env = self._stepper(task, width)
+        obs = env.reset(episode_seeds(rng, width, width))
         observations, achieved = [obs["observation"]], [obs["achieved_goal"]]
         desired, actions = [], []
-        info: dict = {}
+        success = np.zeros(width)
         for _ in range(horizon):
             goal = obs["desired_goal"]
             if exploring and self.policy.stochastic:
@@ -88,7 +87,7 @@ class Rollout:
                 action = self.policy.act(index, obs["observation"], goal)
                 if exploring:
                     action = explore(action, rng, self.noise_std, self.random_eps)
-            obs, _, _, _, info = env.step(action)
+            obs, success = env.step(action)
             observations.append(obs["observation"])
             achieved.append(obs["achieved_goal"])
             desired.append(goal)
@@ -98,7 +97,7 @@ class Rollout:
             "achieved_goal": np.stack(achieved, 1).astype(np.float32),
             "desired_goal": np.stack(desired, 1).astype(np.float32),
             "action": np.stack(actions, 1).astype(np.float32),
-            "success": np.asarray(info["is_success"]) > 0.5,
+            "success": success > 0.5,
         }
 
     def close(self) -> None:
