@@ -37,6 +37,7 @@ from agent.replay_store import ReplayChunks
 from agent.run_signals import RunError, RunSignals
 from agent.schedule import crossed, next_multiple
 from agent.task_mix import TaskMix
+from agent.task_signals import task_signals
 from agent.training_videos import TrainingVideos
 from agent.training_window import TrainingWindow
 from agent.transport import Transport
@@ -345,6 +346,11 @@ class Principal:
         self.task_mix.update_done(result, task_weights)
         self._window.add_update(result, torch.as_tensor(task_weights))
         after = self.learner.updates
+        every = self.spec.metrics.signals_every_updates
+        if every and crossed(before, after, every):
+            signals, present = task_signals(self.learner, self.updater.signal_batch(shares),
+                                            torch.as_tensor(task_weights))
+            self._window.add_per_task(signals, present)
         if crossed(before, after, self.spec.collect.weights_every_updates):
             self._snapshot = self._take_snapshot()
         if crossed(before, after, self.spec.metrics.every_updates):

@@ -1,4 +1,8 @@
-"""Training statistics between two ``train`` records: throughput, policy lag, losses."""
+"""Training statistics between two ``train`` records: throughput, policy lag, losses.
+
+Per-task values are averaged over the updates whose batch held rows of that task: a task
+that a scheduler gave no share in an update contributes nothing to that update's means
+(its loss there is not a measurement, and counting it as 0 would dilute the others)."""
 
 from __future__ import annotations
 
@@ -27,7 +31,8 @@ class TrainingWindow:
         self.counts: dict[str, int] = {}
         self.task_sums: dict[str, torch.Tensor] = {}
         """Per-task vectors by metric name, recorded as ``<name>/<task>``."""
-        self.task_counts: dict[str, int] = {}
+        self.task_counts: dict[str, torch.Tensor] = {}
+        """Per-task number of values summed into ``task_sums`` (one per update with rows)."""
 
     def add_episodes(self, task: int, batch: EpisodeBatch, current_version: int) -> None:
         self.steps += batch.env_steps
@@ -35,17 +40,24 @@ class TrainingWindow:
         self.lag.append(current_version - batch.policy_version)
 
     def add_update(self, result: UpdateResult, weights: torch.Tensor) -> None:
-        """One update's values, and the loss weight it gave each task."""
+        """One update's values, and the loss weight it gave each task (every task has a
+        weight in every update; its other per-task values count where it had rows)."""
         self.updates += 1
-        self._add(self.sums, self.counts, result.scalars())
-        self._add(self.task_sums, self.task_counts, {**result.per_task(), "weights": weights})
+        for key, value in result.scalars().items():
+            self.sums[key] = self.sums[key] + value if key in self.sums else value.clone()
+            self.counts[key] = self.counts.get(key, 0) + 1
+        self.add_per_task(result.per_task(), result.tasks_present)
+        self.add_per_task({"weights": weights}, torch.ones_like(weights))
 
-    @staticmethod
-    def _add(sums: dict[str, torch.Tensor], counts: dict[str, int],
-             values: dict[str, torch.Tensor]) -> None:
+    def add_per_task(self, values: dict[str, torch.Tensor], present: torch.Tensor) -> None:
+        """Per-task vectors by metric name; only the tasks where ``present`` is 1 count."""
         for key, value in values.items():
-            sums[key] = sums[key] + value if key in sums else value.clone()
-            counts[key] = counts.get(key, 0) + 1
+            masked, mask = value * present, present.to(value.dtype)
+            if key in self.task_sums:
+                self.task_sums[key] = self.task_sums[key] + masked
+                self.task_counts[key] = self.task_counts[key] + mask
+            else:
+                self.task_sums[key], self.task_counts[key] = masked.clone(), mask.clone()
 
     def flush(self, tasks: Sequence[str], now: float) -> dict[str, float]:
         """Means since the last flush, namespaced metric keys; then start a new window."""
@@ -59,8 +71,10 @@ class TrainingWindow:
         for key, total in self.sums.items():
             record[key] = float((total / self.counts[key]).cpu())
         for key, total in self.task_sums.items():
-            mean = (total / self.task_counts[key]).cpu()
-            record.update({f"{key}/{t}": float(v) for t, v in zip(tasks, mean, strict=True)})
+            counts = self.task_counts[key].cpu()
+            mean = (total.cpu() / counts.clamp_min(1))
+            record.update({f"{key}/{t}": float(v)
+                           for t, v, n in zip(tasks, mean, counts, strict=True) if n > 0})
         for task, values in zip(tasks, self.success, strict=True):
             if values:
                 record[f"collect/success_rate/{task}"] = float(np.concatenate(values).mean())

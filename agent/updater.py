@@ -36,6 +36,10 @@ class Updater(Protocol):
         """New episodes moved the normalizer statistics."""
         ...
 
+    def signal_batch(self, shares: np.ndarray) -> Batch:
+        """A batch to measure per-task signals on (:mod:`agent.task_signals`)."""
+        ...
+
     def state_dict(self) -> dict:
         ...
 
@@ -53,14 +57,20 @@ class LocalUpdater:
     def __init__(self, learner: TD3Learner, sample: Sample, prefetch: bool) -> None:
         self.learner, self.sample = learner, sample
         self.prefetcher = BatchPrefetcher(sample, learner) if prefetch else None
+        self._last_batch: Batch | None = None
 
     def update(self, shares: np.ndarray, task_weights: np.ndarray) -> UpdateResult:
         batch, target = (self.prefetcher.next(shares) if self.prefetcher is not None
                          else (self.sample(shares), None))
+        self._last_batch = batch
         return self.learner.update(batch, torch.as_tensor(task_weights), target=target)
 
     def encoder_updated(self) -> None:
         pass
+
+    def signal_batch(self, shares: np.ndarray) -> Batch:
+        """The batch of the last update (sampling here would race the prefetch thread)."""
+        return self._last_batch if self._last_batch is not None else self.sample(shares)
 
     def state_dict(self) -> dict:
         return {}
@@ -111,6 +121,10 @@ class MetaStepUpdater(LocalUpdater):
         one_task = np.eye(len(shares))
         return self.meta.step(tasks, lambda task: self.sample(one_task[task]),
                               torch.as_tensor(task_weights))
+
+    def signal_batch(self, shares: np.ndarray) -> Batch:
+        """A fresh joint batch: a meta-update trains on one task's batch at a time."""
+        return self.sample(shares)
 
     def state_dict(self) -> dict:
         return self.meta.state_dict()

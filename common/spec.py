@@ -94,8 +94,11 @@ class Learner(_Section):
     hidden_sizes: list[PositiveInt] = [256, 256, 256]
     """Hidden layer widths of the actor and each critic."""
     actor_lr: PositiveFloat = 1e-3
+    """Adam learning rate of the actor."""
     critic_lr: PositiveFloat = 1e-3
+    """Adam learning rate of the critics."""
     gamma: Annotated[float, Field(gt=0, lt=1)] = 0.98
+    """Discount; TD targets are clipped to the return range [-1/(1-gamma), 0]."""
     tau: Annotated[float, Field(gt=0, le=1)] = 0.05
     """Polyak step of the target networks."""
     target_update_every: PositiveInt = 40
@@ -103,9 +106,12 @@ class Learner(_Section):
     action_l2: Annotated[float, Field(ge=0)] = 1.0
     """Penalty on the squared (pre-scaling) actor output."""
     policy_delay: PositiveInt = 2
-    """TD3: actor and targets update every this many critic updates."""
+    """TD3: the actor updates every this many critic updates (the target networks move
+    every ``target_update_every``)."""
     target_noise: Annotated[float, Field(ge=0)] = 0.2
+    """TD3: standard deviation of the Gaussian noise on the target action (smoothing)."""
     target_noise_clip: Annotated[float, Field(ge=0)] = 0.5
+    """TD3: the target action noise is clipped to [-clip, clip]."""
     initial_temperature: PositiveFloat = 0.1
     """SAC: every task's entropy temperature α at the start."""
     target_entropy_per_action_dim: float = -1.0
@@ -127,21 +133,23 @@ class Normalizer(_Section):
 
 
 class Scheduler(_Section):
-    name: Literal["uniform", "round_robin", "learning_progress", "curriculum", "sequential"] = (
-        "uniform"
-    )
+    name: Literal["uniform", "round_robin", "learning_progress", "learnability", "curriculum",
+                  "sequential"] = "uniform"
     """Which tasks observers collect next and each task's share of a batch (docs/multitask.md)."""
     noise_free_share: Probability | None = None
     """Share of collection orders run without exploration noise; their success is the
-    feedback of learning_progress, curriculum, sequential and learning_progress weighting
-    (they are trained on too). Default: 0.1 with one of those, else 0."""
+    feedback of learning_progress, learnability, curriculum, sequential and
+    learning_progress weighting (they are trained on too). Default: 0.1 with one of those,
+    else 0."""
     window: PositiveInt = 50
-    """Noise-free episodes per task in one success window."""
+    """Noise-free episodes per task in one success window (learning_progress compares two)."""
     epsilon: Probability = 0.2
-    """learning_progress: share of episodes spread uniformly over all tasks."""
+    """learning_progress, learnability: share of episodes spread uniformly over all tasks
+    (the exploration floor; CURIOUS uses 0.4: 0.4/N + 0.6·LP/ΣLP)."""
     noise_floor_z: Annotated[float, Field(ge=0)] = 2.0
     """learning_progress: a change in success below this many standard errors of the
-    difference of two windows counts as no progress (coin-flip tasks stay at ε/K)."""
+    difference of two windows counts as no progress (coin-flip tasks stay at ε/K); 0 is
+    CURIOUS' plain |Δ success|."""
     order: list[str] | None = None
     """curriculum, sequential: the task order (default: the order of ``tasks``)."""
     threshold: Probability = 0.9
@@ -193,17 +201,24 @@ class Wandb(_Section):
     mode: Literal["offline", "online", "disabled"] = "offline"
     """offline needs no network; online also needs WANDB_API_KEY in the environment."""
     project: str = "fetch-mt"
+    """wandb project."""
     entity: str | None = None
+    """wandb entity (team or user); None: wandb's default."""
 
 
 class Metrics(_Section):
     every_updates: PositiveInt = 100
     """Emit training scalars every this many learner updates."""
+    signals_every_updates: NonNegInt = 0
+    """Record per-task learning signals (signals/td_abs, signals/grad_norm, signals/grad_cos)
+    every this many updates, at the cost of one backward per task; 0: never."""
     queue_size: PositiveInt = 1_000
     """Bound of the metrics queue; records beyond it are dropped and counted."""
     tensorboard: bool = True
+    """Write TensorBoard event files in the run directory."""
     wandb: Wandb = Wandb()
     progress_bar: bool = True
+    """A tqdm progress bar on stderr."""
 
 
 class Checkpoint(_Section):
@@ -227,7 +242,7 @@ class Distributed(_Section):
     transport: Literal["uv", "shm"] = "uv"
     """TensorPipe transport between agent and observers: uv (TCP via libuv, idle threads
     sleep) or shm (shared memory on one host, uv across hosts; its reactor threads
-    busy-poll, about 0.4 core per process on the 2-core box: README, Benchmarks)."""
+    busy-poll, about 0.4 core per process on the 2-core box: docs/benchmarks.md)."""
     observer_restarts: NonNegInt = 3
     """Local runs: how many lost observers the agent restarts itself (0: none)."""
 
@@ -236,6 +251,7 @@ class Spec(_Section):
     tasks: Annotated[list[str], Field(min_length=1)]
     """Env ids trained by the one shared policy."""
     seed: NonNegInt = 0
+    """Seeds the networks, replay sampling, the scheduler and every episode's reset."""
     observers: PositiveInt = 1
     """Observer processes started by main.py."""
     budget: Budget
@@ -289,7 +305,8 @@ class Spec(_Section):
 
     def needs_success_feedback(self) -> bool:
         """Whether a strategy reads the success of noise-free episodes."""
-        return (self.scheduler.name in ("learning_progress", "curriculum", "sequential")
+        return (self.scheduler.name in ("learning_progress", "learnability", "curriculum",
+                                     "sequential")
                 or self.weighting.name == "learning_progress")
 
     @model_validator(mode="after")
@@ -371,9 +388,12 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
     """Read a YAML spec, apply ``--set`` overrides, validate."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"{path}: spec file not found") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not a UTF-8 text file (byte {exc.start} is not UTF-8); "
+                        "a spec is YAML text") from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read spec ({exc.strerror})") from None
     try:

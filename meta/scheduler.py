@@ -82,6 +82,18 @@ class LearningProgressScheduler(TaskScheduler):
         return progress_distribution(progress, self.config.epsilon)
 
 
+class LearnabilityScheduler(TaskScheduler):
+    """Shares ∝ learnability p(1 − p) of each task's recent noise-free success p, mixed with
+    ε uniform ("No Regrets", Rutherford et al. 2024): highest for a task solved half the
+    time, zero for a solved or a hopeless one. A task without a full window yet counts as
+    the most learnable."""
+
+    def shares(self) -> np.ndarray:
+        recent = [self.windows.recent(task) for task in range(len(self.tasks))]
+        learnability = np.array([np.nan if p is None else p * (1 - p) for p in recent])
+        return progress_distribution(learnability, self.config.epsilon)
+
+
 class StagedScheduler(TaskScheduler):
     """Tasks enter in ``config.order``; the current one moves on at ``config.threshold``."""
 
@@ -134,6 +146,7 @@ SCHEDULERS: dict[str, type[TaskScheduler]] = {
     "uniform": UniformScheduler,
     "round_robin": RoundRobinScheduler,
     "learning_progress": LearningProgressScheduler,
+    "learnability": LearnabilityScheduler,
     "curriculum": CurriculumScheduler,
     "sequential": SequentialScheduler,
 }

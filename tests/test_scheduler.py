@@ -115,6 +115,28 @@ def test_learning_progress_raises_a_forgotten_tasks_share() -> None:
         assert after > 0.7 > before, (seed, before, after)
 
 
+def test_learnability_shares_favour_a_task_solved_half_the_time() -> None:
+    scheduler = build_scheduler(Scheduler(name="learnability", window=10, epsilon=0.2), TASKS, 0)
+    for task, successes in (("solved", [True] * 10), ("learnable", [True, False] * 5),
+                            ("coin", [False] * 10)):  # here: a hopeless task
+        scheduler.record_success(TASKS.index(task), np.array(successes))
+    shares = scheduler.shares()
+    assert shares == pytest.approx([0.2 / 3, 0.8 + 0.2 / 3, 0.2 / 3])
+
+
+def test_learnability_masters_a_learning_task_beside_solved_and_hopeless_ones_sooner() -> None:
+    def rising(task: str, counts: dict[str, int]) -> float:
+        return {"solved": 1.0, "coin": 0.0,
+                "learnable": min(1.0, 0.1 + counts["learnable"] / 400)}[task]
+
+    def mastered(counts: dict[str, int], total: int) -> bool:
+        return rising("learnable", counts) >= 0.9
+
+    learnability = [len(simulate("learnability", s, rising, mastered)[1]) for s in range(5)]
+    uniform = [len(simulate("uniform", s, rising, mastered)[1]) for s in range(5)]
+    assert np.mean(learnability) <= 0.6 * np.mean(uniform), (learnability, uniform)
+
+
 def test_round_robin_orders_cycle_through_tasks() -> None:
     scheduler = build_scheduler(Scheduler(name="round_robin"), TASKS, 0)
     orders = [scheduler.next_order(2) for _ in range(4)]
@@ -156,8 +178,8 @@ def test_sequential_trains_one_task_at_a_time_and_stays_on_the_last() -> None:
     assert scheduler.shares().tolist() == [0.0, 1.0, 0.0]
 
 
-@pytest.mark.parametrize("name", ["uniform", "round_robin", "learning_progress", "curriculum",
-                                  "sequential"])
+@pytest.mark.parametrize("name", ["uniform", "round_robin", "learning_progress", "learnability",
+                                  "curriculum", "sequential"])
 def test_scheduler_state_round_trips(name: str) -> None:
     a = build_scheduler(Scheduler(name=name, window=5), TASKS, 3)
     for task in TASKS:

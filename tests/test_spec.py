@@ -95,6 +95,23 @@ def test_missing_spec_file_exits_2_from_the_command_line(tmp_path: Path) -> None
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("content, expected", [
+    ("tasks: [FetchReach-v4]\nseed: 1 # caf\xe9\n".encode("latin-1"), "not a UTF-8 text file"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", "not a UTF-8 text file"),
+    (b"- FetchReach-v4\n- FetchPush-v4\n", "the spec must be a mapping of keys, got list"),
+    (b"just a sentence\n", "the spec must be a mapping of keys, got str"),
+])
+def test_a_spec_that_is_not_utf8_yaml_mapping_exits_2_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture, content: bytes, expected: str
+) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(content)
+    assert main(["--spec", str(path), "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    assert str(path) in err and expected in err
+
+
 def test_unknown_key_exits_2_from_the_command_line(tmp_path: Path) -> None:
     path = write(tmp_path, VALID + "learner: {lr: 3}\n")
     result = run_main("--spec", str(path), timeout=120)

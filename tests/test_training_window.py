@@ -56,3 +56,28 @@ def test_the_next_record_counts_only_what_came_after_the_flush() -> None:
     assert record["perf/env_steps_per_s"] == 0.0
     assert not any(key.startswith("collect/") for key in record)  # no episode arrived
     assert "perf/policy_lag_updates" not in record
+
+
+def test_a_task_missing_from_a_batch_does_not_dilute_its_means() -> None:
+    window = TrainingWindow(len(TASKS))
+    both = result(2.0, per_task=[2.0, 6.0])
+    only_push = UpdateResult(torch.tensor(4.0), torch.tensor([4.0, 0.0]), torch.tensor(0.0),
+                             torch.tensor([1.0, 0.0]), torch.tensor(0.0), torch.tensor([1.0, 0.0]))
+    window.add_update(both, weights=torch.tensor([0.5, 0.5]))
+    window.add_update(only_push, weights=torch.tensor([1.0, 0.0]))
+    record = window.flush(TASKS, now=window.since + 1.0)
+    assert record["losses/critic/FetchPush-v4"] == pytest.approx(3.0)  # (2 + 4) / 2
+    assert record["losses/critic/FetchSlide-v4"] == pytest.approx(6.0)  # its one update
+    assert record["q/mean/FetchSlide-v4"] == pytest.approx(0.0)
+    assert record["weights/FetchSlide-v4"] == pytest.approx(0.25)  # weights: every update
+
+
+def test_a_task_absent_from_every_update_of_a_window_has_no_per_task_values() -> None:
+    window = TrainingWindow(len(TASKS))
+    only_push = UpdateResult(torch.tensor(4.0), torch.tensor([4.0, 0.0]), torch.tensor(0.0),
+                             torch.tensor([1.0, 0.0]), torch.tensor(0.0), torch.tensor([1.0, 0.0]))
+    window.add_update(only_push, weights=torch.tensor([1.0, 0.0]))
+    record = window.flush(TASKS, now=window.since + 1.0)
+    assert "losses/critic/FetchPush-v4" in record
+    assert "losses/critic/FetchSlide-v4" not in record
+    assert record["weights/FetchSlide-v4"] == 0.0

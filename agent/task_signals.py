@@ -1,0 +1,44 @@
+"""Per-task learning signals of the critic: which task's loss and gradient move, and how.
+
+For one batch, at the learner's current weights, without stepping anything:
+
+- ``signals/td_abs``: mean |TD error| of the task's rows (averaged over the critics);
+- ``signals/grad_norm``: the norm of the gradient of the task's own critic loss over the
+  shared critic parameters (those whose name has no ``task_``);
+- ``signals/grad_cos``: that gradient's cosine with the joint gradient, the gradient of
+  the weighted sum of the tasks' losses that the update follows.
+
+It costs one backward per task present in the batch; the principal records the signals
+every ``metrics.signals_every_updates`` updates (docs/multitask.md reads them).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from agent.td3 import Batch, TD3Learner, per_task_mean, task_counts
+
+
+def task_signals(learner: TD3Learner, batch: Batch, task_weights: torch.Tensor
+                 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The signals as per-task vectors by metric name, and which tasks had rows (the
+    values of the others are 0 and mean nothing)."""
+    counts = task_counts(batch.task, learner.num_tasks)
+    present = (counts > 0).float()
+    target = learner.td_target(batch)
+    td = torch.stack([critic(batch.obs, batch.action) - target for critic in learner.critics])
+    losses = per_task_mean(td.pow(2).sum(0), batch.task, counts)  # the update's critic losses
+    shared = [p for name, p in learner.critics.named_parameters()
+              if p.requires_grad and "task_" not in name]
+    grads = torch.zeros(learner.num_tasks, sum(p.numel() for p in shared), device=td.device)
+    for task in present.nonzero().flatten().tolist():
+        task_grads = torch.autograd.grad(losses[task], shared, retain_graph=True,
+                                         materialize_grads=True)
+        grads[task] = torch.cat([g.reshape(-1) for g in task_grads])
+    weights = task_weights.to(td.device) * present
+    joint = (weights[:, None] * grads).sum(0) / weights.sum().clamp_min(1e-12)
+    norms = grads.norm(dim=1)
+    cosine = grads @ joint / (norms * joint.norm()).clamp_min(1e-12)
+    signals = {"signals/td_abs": per_task_mean(td.abs().mean(0).detach(), batch.task, counts),
+               "signals/grad_norm": norms, "signals/grad_cos": cosine}
+    return signals, present

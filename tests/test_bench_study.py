@@ -1,0 +1,55 @@
+"""The strategy study's summaries and the signal analysis, on run records written here."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import signals, study
+
+
+def write_run(directory: Path, success: dict[str, list[float]],
+              td_abs: dict[str, list[float]]) -> None:
+    """A run whose evaluations come every 100 env steps, with one train record (with
+    signals) inside each window."""
+    directory.mkdir(parents=True)
+    lines = []
+    for k in range(len(next(iter(success.values())))):
+        lines.append({"event": "train", "env_steps": 100 * k + 50,
+                      **{f"signals/td_abs/{t}": v[k] for t, v in td_abs.items()}})
+        for task, values in success.items():
+            lines.append({"event": "eval", "task": task, "env_steps": 100 * (k + 1),
+                          "wall_time_s": 60.0 * (k + 1), "success_rate": values[k]})
+    (directory / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+
+
+def test_study_summary_reads_thresholds_final_and_mean_success(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(study, "OUT", tmp_path)
+    write_run(tmp_path / "uniform_s1", {"Push": [0.1, 0.6, 0.7, 0.95, 1.0],
+                                        "Slide": [0.0, 0.2, 0.6, 0.4, 0.5]},
+              {"Push": [1.0] * 5, "Slide": [1.0] * 5})
+    rows = {r["task"]: r for r in study.summary("uniform", 1)}
+    assert rows["Push"]["env_steps_to_0.5"] == 200 and rows["Push"]["minutes_to_0.5"] == 2.0
+    assert rows["Push"]["env_steps_to_0.9"] == 400
+    assert rows["Slide"]["env_steps_to_0.5"] == 500  # 0.6 then 0.4: the last one counts alone
+    assert rows["Slide"]["env_steps_to_0.9"] is None
+    assert rows["Push"]["mean_success"] == pytest.approx(0.67)
+    assert rows["Push"]["env_steps_all_to_0.5"] == 500
+
+
+def test_a_signal_that_foretells_the_gain_ranks_with_it(tmp_path: Path) -> None:
+    success = [0.0, 0.1, 0.3, 0.4, 0.8, 0.85, 0.9, 1.0]
+    gains = [b - a for a, b in itertools.pairwise(success)]
+    # the signal's level in the window ending at evaluation k is the gain from k to k + 1
+    td = [*gains, 0.0]
+    write_run(tmp_path / "a_s1", {"Push": success}, {"Push": td})
+    rows = signals.windows(tmp_path / "a_s1")
+    assert len(rows) == len(success) - 2
+    by_name = {c["predictor"]: c for c in signals.correlations(rows)}
+    assert by_name["signals/td_abs level"]["spearman"] == pytest.approx(1.0)
+    assert by_name["signals/grad_norm level"]["n"] == 0  # not recorded in this run
