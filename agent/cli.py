@@ -208,13 +208,15 @@ def _run_observer(args: argparse.Namespace) -> int:
     rank = args.rank if args.rank is not None else spec.distributed.rank
     if rank is None or not 0 < rank < endpoint.world_size:
         raise UsageError(f"--rank {rank}: must be in 1..{endpoint.world_size - 1}")
-    from common.rpc_group import JoinFailed, NameTaken
+    from common.rpc_group import JoinFailed, NameTaken, Refused
     from observer.worker import run_observer
 
     try:
         stopped = run_observer(spec.model_dump(mode="json"), rank, endpoint.addr, endpoint.port)
     except NameTaken as exc:
         raise UsageError(f"--rank {rank}: {exc}") from None
+    except Refused as exc:
+        raise UsageError(f"{args.spec}: {exc}") from None
     except JoinFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

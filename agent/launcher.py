@@ -23,6 +23,7 @@ from agent.sinks import JsonlSink, ProgressSink, TensorBoardSink, WandbSink
 from agent.transfer import apply_transfer
 from agent.transport import RpcTransport
 from common import rpc_group
+from common.fingerprint import fingerprint
 from common.rpc_group import Endpoint, free_port, observer_name, observer_rank
 from common.spec import Spec
 from observer.worker import run_observer, stop_serving
@@ -146,7 +147,8 @@ def _serve(principal: Principal, endpoint: Endpoint, local: LocalObservers | Non
     timeout = principal.spec.distributed.start_timeout_s
     try:
         rpc_group.start_group(endpoint.addr, endpoint.port, timeout,
-                              principal.spec.distributed.transport)
+                              principal.spec.distributed.transport,
+                              fingerprint(principal.spec))
     except Exception as exc:
         raise RunError(f"cannot start the run at {endpoint.addr}:{endpoint.port}: {exc}") from exc
     try:

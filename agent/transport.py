@@ -28,6 +28,21 @@ class Transport(Protocol):
         ...
 
 
+class ObserverFailed(RuntimeError):
+    """An observer's reply is not episodes: its collection raised, or it is another kind
+    of process. Handled as that observer's failure, never handed to the learner."""
+
+
+def checked_reply(observer: str, reply: object) -> OrderResult:
+    """``reply`` if it is an :class:`OrderResult`; else :class:`ObserverFailed` (torch RPC
+    can deliver an exception raised inside an ``async_execution`` handler as a value)."""
+    if isinstance(reply, OrderResult):
+        return reply
+    if isinstance(reply, BaseException):
+        raise ObserverFailed(f"{observer}'s collection failed: {reply!r}") from reply
+    raise ObserverFailed(f"{observer} answered with a {type(reply).__name__}, not episodes")
+
+
 class RpcTransport:
     """``rpc_async`` to ``observer.worker.serve_order``, bridged into the running event loop."""
 
@@ -40,8 +55,9 @@ class RpcTransport:
         loop = asyncio.get_running_loop()
         result: asyncio.Future[OrderResult] = loop.create_future()
         reply = rpc.rpc_async(observer, serve_order, args=(order,), timeout=self.timeout_s)
-        # the remote error or a timeout is re-raised on the loop
-        reply.add_done_callback(lambda fut: _settle_from_thread(loop, result, fut.wait))
+        # the remote error, a timeout or a reply that is not episodes is raised on the loop
+        reply.add_done_callback(lambda fut: _settle_from_thread(
+            loop, result, lambda: checked_reply(observer, fut.wait())))
         return result
 
     def members(self) -> set[str]:

@@ -7,7 +7,10 @@ Also prints the update's matmul GFLOP/s against this core's peak (one thread, a 
 float32 matmul), and what all cores deliver together (one such process per core at
 once): the ceiling for any way of spreading the learner over the box.
 
-    python bench/learner_throughput.py [--batch-size 256] [--hidden 256 256 256] [--repeats 5]
+    python -m bench.learner_throughput [--spec specs/fetch_push.yaml] [--batch-size N]
+                                       [--hidden 128 128 128] [--repeats 5]
+
+The network and batch default to the spec's (the shipped Push recipe: 3x128, batch 1024).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import torch.nn.functional as F
 
 from agent.td3 import Batch, TD3Learner
 from common.networks import Actor, Critic
-from common.spec import Learner
+from common.spec import Learner, load_spec
 
 INPUT_DIM, ACTION_DIM, NUM_TASKS = 25 + 3 + 3, 4, 3
 
@@ -134,14 +137,19 @@ def rate(fn, seconds: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--batch-size", type=int, default=Learner().batch_size)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", default="specs/fetch_push.yaml")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the spec's")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--hidden", type=int, nargs="+", default=Learner().hidden_sizes)
+    parser.add_argument("--hidden", type=int, nargs="+", default=None,
+                        help="default: the spec's")
     args = parser.parse_args()
+    shipped = load_spec(args.spec).learner
+    args.batch_size = args.batch_size or shipped.batch_size
     torch.set_num_threads(1)
-    cfg = Learner(hidden_sizes=args.hidden)
+    cfg = Learner(hidden_sizes=args.hidden or shipped.hidden_sizes)
     ours = TD3Learner(INPUT_DIM, ACTION_DIM, NUM_TASKS, cfg, torch.device("cpu"))
     plain = PlainTD3(cfg)
     batch = random_batch(args.batch_size)
@@ -156,6 +164,7 @@ def main() -> None:
     print(json.dumps({
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
                    "1 thread",
+        "spec": args.spec,
         "batch_size": args.batch_size,
         "hidden_sizes": cfg.hidden_sizes,
         "ours_updates_per_s": round(ours_best, 1),

@@ -18,6 +18,7 @@ same name spin instead of wait, so it is deleted first).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import time
@@ -32,6 +33,7 @@ from torch.distributed.rendezvous import register_rendezvous_handler
 from torch.distributed.rpc import api
 from torch.distributed.rpc._utils import _group_membership_management
 
+from common.fingerprint import differences
 from common.netif import pin_interfaces
 
 AGENT_NAME = "agent"
@@ -140,6 +142,14 @@ class JoinFailed(RuntimeError):
     """The agent's group could not take this observer in."""
 
 
+class Refused(RuntimeError):
+    """The agent runs other code or another spec than this observer (it did not join)."""
+
+
+FINGERPRINT_KEY = "fetch_mt_fingerprint"
+"""The agent's :func:`common.fingerprint.fingerprint` (JSON), relative to the RPC store."""
+
+
 def _parse_members(text: str) -> dict[str, int]:
     entries = [entry.rsplit("-", 1) for entry in text.split(",") if entry]
     return {name: int(worker_id) for name, worker_id in entries}
@@ -149,22 +159,30 @@ def _format_members(members: dict[str, int]) -> str:
     return "".join(f"{name}-{worker_id}," for name, worker_id in members.items())
 
 
-def start_group(addr: str, port: int, timeout_s: float, transport: str = "uv") -> None:
-    """Be the agent: start the group (and its store) at ``addr:port``."""
+def start_group(addr: str, port: int, timeout_s: float, transport: str = "uv",
+                fingerprint: dict[str, str] | None = None) -> None:
+    """Be the agent: start the group (and its store) at ``addr:port``, publishing the
+    ``fingerprint`` joining observers must match."""
     rpc.init_rpc(AGENT_NAME, rank=AGENT_ID, world_size=None,
                  rpc_backend_options=rpc_options(addr, port, timeout_s, transport))
+    api._get_current_rpc_agent().store.set(FINGERPRINT_KEY, json.dumps(fingerprint or {}))
 
 
-def join_group(name: str, addr: str, port: int, timeout_s: float, transport: str = "uv") -> int:
+def join_group(name: str, addr: str, port: int, timeout_s: float, transport: str = "uv",
+               fingerprint: dict[str, str] | None = None) -> int:
     """Be an observer: join the agent's group as ``name``; returns this process's worker id.
 
     Waits up to ``timeout_s`` for the agent to come up and for ``name`` to be free (the
-    agent drops a lost observer once it notices). Raises :class:`NameTaken` if another
-    process is still a member under ``name``, :class:`JoinFailed` if the join fails.
+    agent drops a lost observer once it notices). Raises :class:`Refused` if the agent's
+    fingerprint differs from ``fingerprint``, :class:`NameTaken` if another process is
+    still a member under ``name``, :class:`JoinFailed` if the join fails.
     """
     store = dist.TCPStore(addr, port, is_master=False, timeout=timedelta(seconds=timeout_s))
     prefixed = dist.PrefixStore(RPC_STORE_PREFIX, store)
-    prefixed.wait([MEMBERS_KEY])  # the agent's own join writes the list
+    prefixed.wait([MEMBERS_KEY, FINGERPRINT_KEY])  # written by the agent's start_group
+    theirs = json.loads(prefixed.get(FINGERPRINT_KEY).decode())
+    if fingerprint is not None and (differ := differences(theirs, fingerprint)):
+        raise Refused(f"{name} refused by the agent at {addr}:{port}: " + "; ".join(differ))
     deadline = time.monotonic() + timeout_s
     while name in _parse_members(prefixed.get(MEMBERS_KEY).decode()):
         if time.monotonic() > deadline:

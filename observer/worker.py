@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.distributed.rpc as rpc
 
+from common.fingerprint import fingerprint
 from common.messages import Order, OrderResult
 from common.policy import build_policy, task_shapes
 from common.rpc_group import AGENT_NAME, is_member, join_group, observer_name
@@ -106,8 +107,9 @@ def run_observer(
     process group is the agent's to handle, and it stops its observers itself.
 
     Returns whether the agent ended the run (rather than vanished or dropped this
-    observer). Raises :class:`common.rpc_group.NameTaken` if an observer of this rank is
-    still in the run, :class:`common.rpc_group.JoinFailed` if joining failed.
+    observer). Raises :class:`common.rpc_group.Refused` if the agent runs other code or
+    another spec, :class:`common.rpc_group.NameTaken` if an observer of this rank is still
+    in the run, :class:`common.rpc_group.JoinFailed` if joining failed.
     """
     global _SERVICE
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when to stop
@@ -120,7 +122,7 @@ def run_observer(
     _SERVICE = ObserverService(spec, name)
     try:
         worker_id = join_group(name, addr, port, spec.distributed.start_timeout_s,
-                               spec.distributed.transport)
+                               spec.distributed.transport, fingerprint(spec))
         return _serve_until_stopped(name, worker_id, spec.distributed.rpc_timeout_s)
     finally:
         _SERVICE.close()

@@ -20,7 +20,7 @@ def _threads() -> int:
 def test_collection_thread_starts_no_torch_worker_threads() -> None:
     """OpenMP keeps its team size per thread: a collection thread that does not set its own
     runs the policy forward on a team with one worker per core, and the idle worker spins
-    (0.4 core per observer on the 2-core box: README, Benchmarks)."""
+    (0.4 core per observer on the 2-core box: docs/benchmarks.md)."""
     spec = validate_spec({"tasks": ["FetchReach-v4"], "budget": {"env_steps": 100}}, "test")
     torch.set_num_threads(1)  # as run_observer does, on the main thread only
     service = ObserverService(spec, "observer1")

@@ -51,21 +51,28 @@ def test_targets_are_never_read_while_a_polyak_step_moves_them() -> None:
     inside = threading.Event()
     release = threading.Event()
     forward = learner.actor_target.forward
+    soft_update = learner.soft_update
+    events: list[str] = []
 
     def slow_forward(x: torch.Tensor) -> torch.Tensor:
         inside.set()
         release.wait(5)
+        events.append("targets read")
         return forward(x)
+
+    def recorded_soft_update() -> None:
+        soft_update()
+        events.append("targets moved")
 
     learner.actor_target.forward = slow_forward  # type: ignore[method-assign]
     reader = threading.Thread(target=learner.td_target, args=(make_batch(),))
     reader.start()
     assert inside.wait(5)
-    mover = threading.Thread(target=learner.soft_update)
+    assert learner.targets_lock.locked()  # the target computation holds the lock
+    mover = threading.Thread(target=recorded_soft_update)
     mover.start()
-    mover.join(0.3)
-    assert mover.is_alive()  # the Polyak step waits for the target computation
+    mover.join(0.3)  # time enough for an unguarded Polyak step to finish
     release.set()
     reader.join(5)
     mover.join(5)
-    assert not mover.is_alive()
+    assert events == ["targets read", "targets moved"]  # the step waited for the reading

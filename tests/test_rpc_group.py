@@ -106,7 +106,8 @@ registered = lambda: {i.name for i in api._get_current_rpc_agent().get_worker_in
 deadline = time.monotonic() + 60
 while "observer1" not in registered() and time.monotonic() < deadline:
     time.sleep(0.01)
-print("registered", sorted(rpc_group.members()))
+print("registered" if "observer1" in registered() else "never registered",
+      sorted(rpc_group.members()))
 rpc_group.wait_for_members(["observer1"], 30, lambda: joiner.poll() is not None)
 print("joined", sorted(rpc_group.members()), rpc.rpc_sync("observer1", operator.add, (1, 2)))
 joiner.wait(60)

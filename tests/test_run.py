@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from agent.checkpoint import load_checkpoint
+from common.spec import load_spec
 from tests.conftest import (
     LIGHT,
     NEEDS_EGL,
@@ -40,7 +41,8 @@ collect: {envs_per_observer: 2, episodes_per_task: 2, weights_every_updates: 10}
 learner: {batch_size: 64, updates_per_env_step: 0.25, start_after_env_steps: 200,
           collect_ahead_env_steps: 200,
           hidden_sizes: [64, 64]}
-metrics: {every_updates: 20, wandb: {mode: disabled}, progress_bar: false}
+metrics: {every_updates: 20, signals_every_updates: 40, wandb: {mode: disabled},
+          progress_bar: false}
 checkpoint: {every_env_steps: 400}
 """.replace("VIDEOS", ", video_every_env_steps: 1000" if egl_available() else "")
     )
@@ -82,7 +84,6 @@ def test_every_evaluation_writes_one_line_per_task(finished_run: Path) -> None:
     evals = [r for r in read_metrics(finished_run) if r["event"] == "eval"]
     by_steps: dict[int, set[str]] = {}
     for record in evals:
-        assert 0.0 <= record["success_rate"] <= 1.0
         assert record["episodes"] == 4
         assert record["wall_time_s"] > 0
         by_steps.setdefault(record["env_steps"], set()).add(record["task"])
@@ -107,21 +108,35 @@ def test_training_metrics_are_streamed(finished_run: Path) -> None:
     assert all(r["perf/policy_lag_updates"] >= 0 for r in train if "perf/policy_lag_updates" in r)
 
 
-def test_readme_documents_every_key_the_train_records_hold(finished_run: Path) -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+def test_task_signals_are_recorded_at_their_cadence(finished_run: Path) -> None:
+    train = [r for r in read_metrics(finished_run) if r["event"] == "train"]
+    with_signals = [r for r in train if "signals/grad_norm/FetchPush-v4" in r]
+    # every 40 updates, a train record every 20: about every other record has them
+    assert 0 < len(with_signals) < len(train)
+    for record in with_signals:
+        for task in ("FetchReach-v4", "FetchPush-v4"):
+            assert record[f"signals/td_abs/{task}"] > 0
+            assert record[f"signals/grad_norm/{task}"] > 0
+            assert -1.0 <= record[f"signals/grad_cos/{task}"] <= 1.0
+
+
+def test_the_reference_documents_every_key_the_train_records_hold(finished_run: Path) -> None:
+    reference = (Path(__file__).resolve().parents[1] / "docs" / "reference.md").read_text()
     tasks = ("FetchReach-v4", "FetchPush-v4")
     keys = {key.replace(tasks[0], "<task>").replace(tasks[1], "<task>")
             for record in read_metrics(finished_run) if record["event"] == "train"
             for key in record} - {"event"}
     assert {"losses/critic/<task>", "weights/<task>", "collect/success_rate/<task>"} <= keys
-    missing = sorted(key for key in keys if f"`{key}`" not in readme)
-    assert not missing, f"README lacks train record keys: {missing}"
+    missing = sorted(key for key in keys if f"`{key}`" not in reference)
+    assert not missing, f"docs/reference.md lacks train record keys: {missing}"
 
 
 def test_run_directory_holds_spec_checkpoint_plot_and_tensorboard(finished_run: Path) -> None:
-    assert (finished_run / "spec.yaml").is_file()
+    spec = load_spec(finished_run / "spec.yaml")
+    assert spec.tasks == ["FetchReach-v4", "FetchPush-v4"] and spec.budget.env_steps == 1200
     assert (finished_run / "checkpoints" / "latest.pt").is_file()
     assert (finished_run / "success.png").stat().st_size > 1000
+    assert list((finished_run / "tensorboard").glob("events.out.tfevents.*"))
 
 
 def test_tensorboard_reads_back_eval_and_train_scalars_at_their_env_steps(
@@ -147,7 +162,9 @@ def test_eval_command_prints_success_per_task(finished_run: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     rates = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(rates) == {"FetchReach-v4", "FetchPush-v4"}
-    assert all(abs(rate * 3 - round(rate * 3)) < 1e-5 for rate in rates.values())  # k of 3
+    again = run_main("eval", "--checkpoint", str(finished_run / "checkpoints" / "latest.pt"),
+                     "--episodes", "3", timeout=120)
+    assert json.loads(again.stdout.strip().splitlines()[-1]) == rates  # seeded, noise-free
 
 
 @NEEDS_EGL
@@ -182,7 +199,9 @@ def test_eval_command_writes_one_video_per_task_of_its_episodes(
                       "--episodes", "1", "--video", str(tmp_path / "v"), timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     rates = json.loads(result.stdout.strip().splitlines()[-1])
-    assert all(rate in (0.0, 1.0) for rate in rates.values())
+    plain = run_main("eval", "--checkpoint", str(finished_run / "checkpoints" / "latest.pt"),
+                     "--episodes", "1", timeout=120)
+    assert json.loads(plain.stdout.strip().splitlines()[-1]) == rates  # the same episodes
     for task in ("FetchReach-v4", "FetchPush-v4"):
         assert read_frames(tmp_path / "v" / f"{task}.mp4").shape[0] == 51  # reset + 50 steps
     taken = tmp_path / "file"

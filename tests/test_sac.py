@@ -14,6 +14,7 @@ from agent.checkpoint import load_checkpoint, save_checkpoint
 from agent.meta_update import MetaUpdater
 from agent.prefetch import BatchPrefetcher
 from agent.sac import SACLearner
+from agent.td3 import UpdateResult
 from common.envs import TaskShape
 from common.networks import GaussianActor, tanh_gaussian_log_prob
 from common.normalizer import ObservationEncoder
@@ -200,7 +201,8 @@ def test_policy_samples_reproducibly_from_its_rng_and_acts_on_the_mean() -> None
 def test_sac_trains_with_every_architecture_weighting_and_meta_update(
     arch: str, how: str
 ) -> None:
-    """Each combination steps the actor, the critics and every task's temperature."""
+    """Each combination steps the actor, the critics and every task's temperature, and
+    repeated steps on one batch fit its TD targets."""
     torch.manual_seed(0)
     config = Learner(algo="sac", hidden_sizes=[16, 16])
     learner = SACLearner(6, 4, 2, config, torch.device("cpu"), model=Model(arch=arch),
@@ -208,13 +210,20 @@ def test_sac_trains_with_every_architecture_weighting_and_meta_update(
     actor, critics = params(learner.actor), params(learner.critics)
     temperature = learner.temperature().detach().clone()
     batch = make_batch(64)
-    if how in ("reptile", "fomaml"):
-        updater = MetaUpdater(learner, Meta(update=how, inner_steps=2))
-        rows = {t: type(batch)(*(v[batch.task == t] for v in vars(batch).values())) for t in (0, 1)}
-        result = updater.step([0, 1], rows.__getitem__, WEIGHTS)
-    else:
-        result = learner.update(batch, WEIGHTS)
+    rows = {t: type(batch)(*(v[batch.task == t] for v in vars(batch).values())) for t in (0, 1)}
+    updater = MetaUpdater(learner, Meta(update=how, inner_steps=2)) if how in (
+        "reptile", "fomaml") else None
+
+    def step() -> UpdateResult:
+        if updater is not None:
+            return updater.step([0, 1], rows.__getitem__, WEIGHTS)
+        return learner.update(batch, WEIGHTS)
+
+    first = step()
     assert not torch.equal(params(learner.actor), actor)
     assert not torch.equal(params(learner.critics), critics)
     assert torch.all(learner.temperature() != temperature)
-    assert torch.isfinite(result.critic_loss) and result.entropy_per_task.shape == (2,)
+    assert torch.isfinite(first.critic_loss) and first.entropy_per_task.shape == (2,)
+    for _ in range(50):
+        last = step()
+    assert last.critic_loss < 0.75 * first.critic_loss, (first.critic_loss, last.critic_loss)

@@ -181,3 +181,73 @@ def test_actor_copy_for_observers_is_detached_and_on_cpu() -> None:
     copy[first].add_(1.0)
     assert not torch.equal(copy[first], learner.actor.state_dict()[first])
     assert all(t.device.type == "cpu" and not t.requires_grad for t in copy.values())
+
+
+def _conflicting_batch() -> Batch:
+    """Two tasks on the same states and actions, rewards 0 and -1."""
+    half = make_batch(n=32, tasks=1)
+    return Batch(obs=half.obs.repeat(2, 1), action=half.action.repeat(2, 1),
+                 reward=torch.cat([torch.zeros(32), -torch.ones(32)]),
+                 next_obs=half.next_obs.repeat(2, 1),
+                 task=torch.cat([torch.zeros(32, dtype=torch.long),
+                                 torch.ones(32, dtype=torch.long)]))
+
+
+def test_pcgrad_inside_the_update_steps_along_the_projected_gradient() -> None:
+    from meta.pcgrad import pcgrad
+
+    torch.manual_seed(0)
+    config = Learner(hidden_sizes=[16, 16], critic_lr=0.1, target_noise=0.0)
+    learner = TD3Learner(6, 4, 2, config, torch.device("cpu"), project_gradients=True,
+                         optimizer="sgd")
+    with torch.no_grad():  # Q starts at -0.5, the targets at 0: task 0's TD step goes up
+        for critic, target in zip(learner.critics, learner.critics_target, strict=True):
+            critic.net[-1].bias.fill_(-0.5)
+            target.net[-1].bias.fill_(0.0)
+    batch, weights = _conflicting_batch(), torch.tensor([0.5, 0.5])
+    critics = list(learner.critics.parameters())
+    counts = task_counts(batch.task, 2)
+    per_task, _, _ = learner._critic_losses(batch, counts)
+    grads = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(
+        per_task[t], critics, retain_graph=True)]) for t in range(2)])
+    assert grads[0] @ grads[1] < 0  # the case PCGrad exists for
+    expected = pcgrad(grads, weights)
+    plain = weights @ grads
+    assert not torch.allclose(expected, plain, atol=1e-6)
+    before = params(learner.critics)
+    learner.update(batch, weights, update_actor=False)
+    step = before - params(learner.critics)
+    assert torch.allclose(step, 0.1 * expected, atol=1e-6)
+
+
+def test_a_task_missing_from_the_batch_gets_no_weight_in_the_update() -> None:
+    learner = make_learner()
+    batch = make_batch(n=32, tasks=2)
+    batch.task.zero_()  # every row is task 0
+    result = learner.update(batch, torch.tensor([0.2, 0.8]))
+    assert result.tasks_present.tolist() == [1.0, 0.0]
+    assert result.critic_loss_per_task[1] == 0.0
+    assert torch.allclose(result.critic_loss, result.critic_loss_per_task[0])
+
+
+def test_a_transferred_run_steps_with_its_learning_rates_times_the_multiplier() -> None:
+    from agent.model import build_learner
+    from common.policy import build_encoder
+    from common.spec import load_spec
+
+    def first_step(*overrides: str) -> tuple[float, float]:
+        spec = load_spec("specs/fetch_reach.yaml", ["learner.hidden_sizes=[16, 16]", *overrides])
+        torch.manual_seed(0)
+        learner = build_learner(spec, build_encoder(spec))
+        before = params(learner.critics)
+        dim = learner.actor.net[0].in_features
+        learner.update(make_batch(n=32, dim=dim, tasks=1), torch.ones(1))
+        return (learner.critic_opt.param_groups[0]["lr"],
+                float((params(learner.critics) - before).abs().max()))
+
+    lr, step = first_step()
+    scaled_lr, scaled_step = first_step("transfer.from_checkpoint=source.pt",
+                                        "transfer.lr_multiplier=0.1")
+    assert scaled_lr == pytest.approx(0.1 * lr)
+    assert scaled_step == pytest.approx(0.1 * step, rel=1e-3)  # Adam's first step is ±lr
+    assert first_step("transfer.lr_multiplier=0.1")[0] == lr  # only a transferred run
