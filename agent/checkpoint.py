@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 LATEST = "latest.pt"
@@ -16,12 +19,32 @@ class UnreadableCheckpoint(ValueError):
     """A file that is missing, truncated, or not a checkpoint of the expected kind."""
 
 
+class DiskFull(OSError):
+    """A checkpoint could not be written for lack of space; the previous one is intact."""
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write ``state`` to ``path`` via a temporary file, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``state`` to ``path`` via a temporary file, so a crash never leaves half a file.
+
+    The state is serialized in memory first, so that a failed write is an ``OSError`` of
+    the file system. On any failure the temporary file is removed and ``path`` keeps its
+    previous content; a full disk raises :class:`DiskFull` naming ``path``.
+    """
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as out:
+            out.write(buffer.getbuffer())
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(exc.errno, f"{path}: no space left on device") from None
+        raise
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -46,3 +69,17 @@ def load_run_checkpoint(path: Path) -> dict:
     if missing:
         raise UnreadableCheckpoint(f"{path}: not a run checkpoint (no {', '.join(missing)})")
     return state
+
+
+def rng_state(rng: np.random.Generator) -> dict:
+    """The random states a resume restores: ``rng``'s, torch's, and CUDA's if present."""
+    return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def restore_rng_state(rng: np.random.Generator, state: dict) -> None:
+    """Undo :func:`rng_state` (CUDA's only where CUDA is present)."""
+    rng.bit_generator.state = state["numpy"]
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing as mp
 import os
 import sys
@@ -129,6 +130,9 @@ def train_agent(
     With ``comm`` (MPI), this is learner rank 0 and drives the other learner ranks.
     """
     torch.set_num_threads(spec.learner.torch_threads)
+    # a logging handler that fails (wandb's, on a full disk) must print no traceback: the
+    # run reports the cause itself, in one line
+    logging.raiseExceptions = False
     group = RankGroup(comm, list(spec.tasks)) if comm is not None else None
     try:
         principal = _build_principal(spec, run_dir, resume_state, endpoint.world_size, group,

@@ -7,9 +7,12 @@ Evaluation and end records use ``emit_reliable``, which waits for room instead.
 from __future__ import annotations
 
 import asyncio
+import errno
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
+
+from agent.checkpoint import DiskFull
 
 Record = dict[str, Any]
 
@@ -30,6 +33,9 @@ class MetricsPipeline:
         self.queue: asyncio.Queue[Record | None] = asyncio.Queue(queue_size)
         self.dropped = 0
         self.failed_sinks: list[str] = []
+        self.on_disk_full: Callable[[DiskFull], None] | None = None
+        """Called (from the writer thread) when a sink fails for lack of space; the run
+        stops with that error, so the sink's failure is not also printed."""
         self._consumer: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -57,6 +63,10 @@ class MetricsPipeline:
             except Exception as exc:  # one broken sink must not stop the others or the run
                 self.sinks.remove(sink)
                 self.failed_sinks.append(type(sink).__name__)
+                full = _disk_full(exc, type(sink).__name__)
+                if full is not None and self.on_disk_full is not None:
+                    self.on_disk_full(full)
+                    continue
                 print(f"warning: metrics sink {type(sink).__name__} failed and is disabled: "
                       f"{exc!r}", file=sys.stderr)
 
@@ -70,3 +80,13 @@ class MetricsPipeline:
                 sink.close()
             except Exception as exc:
                 print(f"warning: closing {type(sink).__name__} failed: {exc!r}", file=sys.stderr)
+
+
+def _disk_full(error: BaseException, sink: str) -> DiskFull | None:
+    """``error`` as a :class:`DiskFull` naming the file (or the sink), if it is one."""
+    if isinstance(error, DiskFull):
+        return error
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = error.filename or f"the {sink}'s files"
+        return DiskFull(error.errno, f"{where}: no space left on device")
+    return None

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agent.checkpoint import LATEST, save_checkpoint
+from agent.checkpoint import LATEST, restore_rng_state, rng_state, save_checkpoint
 from agent.dispatch import Dispatcher, EpisodeQueue
 from agent.gradient_averager import GradientAverager
 from agent.ingest import EpisodeIngest
@@ -34,7 +34,7 @@ from agent.model import build_batcher, build_learner
 from agent.observer_pool import ObserverPool
 from agent.online_eval import OnlineEvaluator
 from agent.replay_store import ReplayChunks
-from agent.run_signals import RunError, RunSignals
+from agent.run_signals import RunError, RunSignals, describe
 from agent.schedule import crossed, next_multiple
 from agent.task_mix import TaskMix
 from agent.task_signals import task_signals
@@ -141,11 +141,7 @@ class Principal:
                 "replay_episodes": [replay.added for replay in self.replays],
                 "replay_episodes_by_rank": self.replay_episodes_by_rank or [],
             },
-            "rng": {
-                "numpy": self.rng.bit_generator.state,
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            },
+            "rng": rng_state(self.rng),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -163,10 +159,7 @@ class Principal:
             self.evaluator.last_evaluated = (int(last[0]), int(last[1]))
         self.next_checkpoint = int(counters["next_checkpoint"])
         self.order_id = int(counters["order_id"])
-        self.rng.bit_generator.state = state["rng"]["numpy"]
-        torch.set_rng_state(state["rng"]["torch"])
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        restore_rng_state(self.rng, state["rng"])
         for task, chunks, replay, upto in zip(
             self.tasks, self.replay_chunks, self.replays, counters["replay_episodes"], strict=True
         ):
@@ -213,6 +206,8 @@ class Principal:
         self._start = time.monotonic()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.signals.request_stop)
+        self.metrics.on_disk_full = lambda error: loop.call_soon_threadsafe(
+            self.signals.stop_after, error)
         self.metrics.start()
         drive = asyncio.create_task(self._drive())
         try:
@@ -223,7 +218,7 @@ class Principal:
             end = await self._finish()
         if self.signals.errors:
             error = self.signals.errors[0]
-            raise RunError(f"run stopped after an error: {error!r}") from error
+            raise RunError(f"run stopped after an error: {describe(error)}") from error
         return end
 
     async def _drive(self) -> None:
@@ -279,7 +274,7 @@ class Principal:
             "metrics_dropped": self.metrics.dropped,
         }
         if self.signals.errors:
-            end["error"] = repr(self.signals.errors[0])
+            end["error"] = describe(self.signals.errors[0])
         await self.metrics.emit_reliable(end)
         await self.metrics.close()
         return end

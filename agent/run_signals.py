@@ -7,6 +7,8 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from agent.checkpoint import DiskFull
+
 STOP_GRACE_S = 10.0
 """After a stop request, how long in-flight orders may still arrive and be stored."""
 
@@ -53,8 +55,12 @@ class RunSignals:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self.errors.append(exc)
-            self.request_stop()
+            self.stop_after(exc)
+
+    def stop_after(self, error: Exception) -> None:
+        """Keep ``error`` (the run's first one is its cause) and stop the run."""
+        self.errors.append(error)
+        self.request_stop()
 
     def in_background(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` guarded alongside the run (see :meth:`background_tasks`)."""
@@ -85,3 +91,9 @@ class RunSignals:
         finally:
             stopped.cancel()
             forced.cancel()
+
+
+def describe(error: BaseException) -> str:
+    """An error for the one line that reports it: a full disk as ``PATH: no space left on
+    device``, anything else as its repr."""
+    return error.strerror if isinstance(error, DiskFull) else repr(error)

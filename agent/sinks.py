@@ -33,12 +33,17 @@ class JsonlSink:
         partial = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(
             b"\n"
         )
+        self.path = path
         self._file = open(path, "a", buffering=1)  # noqa: SIM115 (closed in close())
         if partial:  # a killed run left half a line: end it so the next record parses
             self._file.write("\n")
 
     def write(self, record: Record) -> None:
-        self._file.write(json.dumps(record) + "\n")
+        try:
+            self._file.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            exc.filename = exc.filename or str(self.path)
+            raise
 
     def close(self) -> None:
         self._file.close()
