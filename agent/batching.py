@@ -9,7 +9,7 @@ import torch
 
 from agent.her import HerSampler
 from agent.replay import EpisodeReplay
-from agent.td3 import Batch
+from agent.update_types import Batch
 from common.normalizer import ObservationEncoder
 
 

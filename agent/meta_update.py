@@ -29,7 +29,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from agent.td3 import Batch, TD3Learner, UpdateResult
+from agent.actor_critic import ActorCriticLearner
+from agent.update_types import Batch, UpdateResult
 from common.spec import Meta as MetaConfig
 
 
@@ -94,9 +95,10 @@ def _assign(params: Sequence[torch.Tensor], values: Sequence[torch.Tensor]) -> N
 
 
 class MetaUpdater:
-    """One meta-update of a :class:`TD3Learner` over the tasks given to :meth:`step`."""
+    """One meta-update of an :class:`~agent.actor_critic.ActorCriticLearner` over the tasks
+    given to :meth:`step`."""
 
-    def __init__(self, learner: TD3Learner, config: MetaConfig) -> None:
+    def __init__(self, learner: ActorCriticLearner, config: MetaConfig) -> None:
         self.learner, self.config = learner, config
         actor, critics = learner.trainable_parameters()
         self.outer = torch.optim.Adam([
@@ -120,7 +122,7 @@ class MetaUpdater:
         def adapt(task: int) -> None:
             for _ in range(cfg.inner_steps):
                 self.inner_updates[task] = self.inner_updates.get(task, 0) + 1
-                actor = self.inner_updates[task] % learner.actor_delay == 0
+                actor = self.inner_updates[task] % learner.actor_update_every == 0
                 outs.append(learner.update(sample(task), weights, update_targets=False,
                                            update_actor=actor))
 

@@ -5,15 +5,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from agent.actor_critic import ActorCriticLearner, GradSync
 from agent.batching import MultiTaskBatcher
 from agent.her import HerSampler
 from agent.replay import EpisodeReplay
 from agent.sac import SACLearner
-from agent.td3 import GradSync, TD3Learner
+from agent.td3 import DDPGLearner, TD3Learner
 from common.envs import family_of
 from common.normalizer import ObservationEncoder
 from common.policy import task_shapes
 from common.spec import Spec
+from meta.weighting import projects_gradients
+
+LEARNERS: dict[str, type[ActorCriticLearner]] = {
+    "td3": TD3Learner, "ddpg": DDPGLearner, "sac": SACLearner}
+"""The learner of each ``learner.algo``."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -25,17 +31,16 @@ def resolve_device(name: str) -> torch.device:
 
 def build_learner(
     spec: Spec, encoder: ObservationEncoder, grad_sync: GradSync | None = None
-) -> TD3Learner:
+) -> ActorCriticLearner:
     """The learner of ``learner.algo`` (TD3, DDPG or SAC) over the encoder's input, on the
     spec's device, with the spec's architecture, PCGrad if weighted so, the meta inner
     optimizer and the transfer lr scale."""
-    kind = SACLearner if spec.learner.algo == "sac" else TD3Learner
-    return kind(
+    return LEARNERS[spec.learner.algo](
         encoder.input_dim, encoder.action_dim, len(spec.tasks), spec.learner,
         resolve_device(spec.learner.device), grad_sync,
         model=spec.model,
         action_dims=encoder.action_dims,
-        project_gradients=spec.weighting.name == "pcgrad",
+        project_gradients=projects_gradients(spec.weighting.name),
         optimizer=spec.meta.inner_optimizer if spec.meta.update != "none" else "adam",
         lr_scale=spec.transfer.lr_multiplier if spec.transfer.from_checkpoint else 1.0,
     )

@@ -18,7 +18,8 @@ from typing import TypeAlias
 import numpy as np
 import torch
 
-from agent.td3 import Batch, TD3Learner
+from agent.actor_critic import ActorCriticLearner
+from agent.update_types import Batch
 
 Prepared: TypeAlias = tuple[Batch, torch.Tensor | None]
 """A batch and its TD targets (None where the learner computes them itself: SAC's read the
@@ -29,7 +30,7 @@ class BatchPrefetcher:
     """``next(shares)`` returns a batch and its targets, prepared while the previous update
     ran. Installs a real lock as the learner's ``targets_lock``."""
 
-    def __init__(self, sample: Callable[[np.ndarray], Batch], learner: TD3Learner) -> None:
+    def __init__(self, sample: Callable[[np.ndarray], Batch], learner: ActorCriticLearner) -> None:
         self._sample, self._learner = sample, learner
         learner.targets_lock = threading.Lock()
         self._requests: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=1)

@@ -1,11 +1,11 @@
 """Multi-task SAC (``learner.algo: sac``): twin critics, a tanh-Gaussian actor and one learned
 entropy temperature per task (MT-SAC, as in the Meta-World and CARE papers).
 
-Shares the TD3 learner's machinery (per-task losses, task weights, PCGrad, gradient sync,
-meta-updates, checkpoints): only the TD target, the actor loss and the temperature step
-differ. Each task's temperature α_t follows its own loss
-``-log α_t (log π + H_t)`` over its rows (H_t: the task's entropy target), so tasks that
-explore enough stop paying for entropy while others still do.
+Shares the actor-critic machinery of :mod:`agent.actor_critic` (per-task losses, task
+weights, PCGrad, gradient sync, meta-updates, checkpoints) through its hooks: only the TD
+target, the actor loss and the temperature step after it differ. Each task's temperature
+α_t follows its own loss ``-log α_t (log π + H_t)`` over its rows (H_t: the task's entropy
+target), so tasks that explore enough stop paying for entropy while others still do.
 
 Decisions: targets are not clipped to the return range (see :meth:`SACLearner.td_target`);
 the actor steps every update (no policy delay) and has no target network; the temperatures
@@ -18,11 +18,13 @@ read the actor, which every update moves.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
-from agent.td3 import Batch, TD3Learner, UpdateResult, per_task_mean, task_counts
+from agent.actor_critic import ActorCriticLearner, per_task_mean, task_counts
+from agent.update_types import Batch
 
 
 class Temperature(nn.Module):
@@ -37,9 +39,10 @@ class Temperature(nn.Module):
         return self.task_log_alpha.exp()
 
 
-class SACLearner(TD3Learner):
-    """TD3's learner with SAC's targets, actor loss and per-task temperatures."""
+class SACLearner(ActorCriticLearner):
+    """Twin critics, a tanh-Gaussian actor, soft targets and per-task temperatures."""
 
+    num_critics = 2
     stochastic_actor = True
     targets_ahead = False
 
@@ -53,12 +56,9 @@ class SACLearner(TD3Learner):
         steps on other tasks)."""
         self.target_entropy = cfg.target_entropy_per_action_dim * self._action_sizes
         """Each task's entropy target (its own action size times the per-dimension target)."""
-        self._log_prob: torch.Tensor | None = None
-        """log π of the actions of the last actor step (detached), for the temperature step."""
 
     def networks(self) -> dict[str, nn.Module]:
-        return {"actor": self.actor, "critics": self.critics,
-                "critics_target": self.critics_target, "temperature": self.temperature}
+        return super().networks() | {"temperature": self.temperature}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return super().optimizers() | {"temperature_opt": self.temperature_opt}
@@ -74,40 +74,30 @@ class SACLearner(TD3Learner):
             q1, q2 = (q(batch.next_obs, next_action) for q in self.critics_target)
         return batch.reward + self.config.gamma * (torch.minimum(q1, q2) - bonus)
 
-    def _actor_losses(self, batch: Batch, counts: torch.Tensor) -> torch.Tensor:
+    def _actor_losses(self, batch: Batch, counts: torch.Tensor
+                      ) -> tuple[torch.Tensor, dict[str, Any]]:
         """Per-task ``α log π(a|s) - min(Q1, Q2)(s, a)`` (a reparameterized) plus the action
-        penalty."""
+        penalty; keeps log π (detached) for the temperature step."""
         action, log_prob = self.actor.sample(batch.obs)
-        self._log_prob = log_prob.detach()
         alpha = self.temperature().detach()[batch.task]
-        per_row = alpha * log_prob - self._q_for_actor(batch.obs, action, self.critics) \
+        per_row = alpha * log_prob - self._smallest_q(batch.obs, action, self.critics) \
             + self._action_penalty(action, batch.task)
-        return per_task_mean(per_row, batch.task, counts)
+        return per_task_mean(per_row, batch.task, counts), {"log_prob": log_prob.detach()}
 
-    def update(
-        self, batch: Batch, task_weights: torch.Tensor, update_targets: bool = True,
-        update_actor: bool | None = None, target: torch.Tensor | None = None,
-    ) -> UpdateResult:
-        """TD3's step with SAC's parts; after each actor step, every task present in the batch
-        moves its temperature towards its entropy target."""
-        result = super().update(batch, task_weights, update_targets, update_actor, target)
-        if result.actor_loss is not None:
-            entropy = self._temperature_step(batch)
-            result.entropy_per_task = entropy
-        result.temperature_per_task = self.temperature().detach()
-        return result
-
-    def _temperature_step(self, batch: Batch) -> torch.Tensor:
-        """One step of each present task's ``-log α_t (log π + H)``; returns the tasks'
+    def _after_actor_step(self, batch: Batch, step: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """One step of each present task's ``-log α_t (log π + H)``; reports the tasks'
         entropy estimates (mean -log π over their rows)."""
-        assert self._log_prob is not None
+        log_prob = step["log_prob"]
         counts = task_counts(batch.task, self.num_tasks)
         log_alpha = self.temperature.task_log_alpha[batch.task]
         target = self.target_entropy[batch.task]
-        per_task = per_task_mean(-log_alpha * (self._log_prob + target),
-                                 batch.task, counts)
+        per_task = per_task_mean(-log_alpha * (log_prob + target), batch.task, counts)
         self.temperature_opt.zero_grad(set_to_none=True)
         per_task.sum().backward()  # tasks' temperatures are independent: no weighting
         self.grad_sync(self.temperature)
         self.temperature_opt.step()
-        return per_task_mean(-self._log_prob, batch.task, counts)
+        return {"sac/entropy": per_task_mean(-log_prob, batch.task, counts)}
+
+    def _algorithm_per_task(self) -> dict[str, torch.Tensor]:
+        """Each task's temperature α after this update."""
+        return {"sac/temperature": self.temperature().detach()}

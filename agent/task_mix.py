@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent.td3 import UpdateResult
+from agent.update_types import UpdateResult
 from common.messages import EpisodeBatch
 from common.spec import Spec
 from meta.scheduler import build_scheduler

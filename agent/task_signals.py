@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import torch
 
-from agent.td3 import Batch, TD3Learner, per_task_mean, task_counts
+from agent.actor_critic import ActorCriticLearner, per_task_mean, task_counts
+from agent.update_types import Batch
 
 
-def task_signals(learner: TD3Learner, batch: Batch, task_weights: torch.Tensor
+def task_signals(learner: ActorCriticLearner, batch: Batch, task_weights: torch.Tensor
                  ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """The signals as per-task vectors by metric name, and which tasks had rows (the
     values of the others are 0 and mean nothing)."""

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from agent.td3 import UpdateResult
+from agent.update_types import UpdateResult
 from common.messages import EpisodeBatch
 
 

@@ -18,7 +18,7 @@ from agent.checkpoint import UnreadableCheckpoint, load_run_checkpoint
 from common.spec import Spec, SpecError
 
 if TYPE_CHECKING:
-    from agent.td3 import TD3Learner
+    from agent.actor_critic import ActorCriticLearner
     from common.normalizer import ObservationEncoder
 
 _INPUT = re.compile(r"(?:^|\.)(?:net\.0\.weight|proj\.0\.down|task_adapters\.0\.a)$")
@@ -115,7 +115,7 @@ def load_source(path_text: str) -> dict:
         raise SpecError(f"transfer.from_checkpoint: {exc}") from None
 
 
-def transfer_into(state: dict, source_name: str, learner: TD3Learner,
+def transfer_into(state: dict, source_name: str, learner: ActorCriticLearner,
                   encoder: ObservationEncoder, tasks: list[str]) -> None:
     """Start ``learner`` from a source checkpoint's networks, tasks matched by name.
 
@@ -156,7 +156,7 @@ def transfer_into(state: dict, source_name: str, learner: TD3Learner,
         encoder.goal_norm[index].load_state_dict(source_goal[j])
 
 
-def apply_transfer(spec: Spec, learner: TD3Learner, encoder: ObservationEncoder) -> None:
+def apply_transfer(spec: Spec, learner: ActorCriticLearner, encoder: ObservationEncoder) -> None:
     """Start a new run from ``spec.transfer.from_checkpoint`` (SpecError if it cannot)."""
     source = spec.transfer.from_checkpoint
     assert source is not None

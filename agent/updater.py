@@ -13,11 +13,12 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from agent.actor_critic import ActorCriticLearner
 from agent.batching import MultiTaskBatcher
 from agent.learner_ranks import RankGroup
 from agent.meta_update import MetaUpdater
 from agent.prefetch import BatchPrefetcher
-from agent.td3 import Batch, TD3Learner, UpdateResult
+from agent.update_types import Batch, UpdateResult
 from common.normalizer import ObservationEncoder
 from common.spec import Spec
 
@@ -54,7 +55,7 @@ class LocalUpdater:
     """This process's learner; with ``prefetch`` the next batch and its TD targets are
     prepared on a second thread while this update runs."""
 
-    def __init__(self, learner: TD3Learner, sample: Sample, prefetch: bool) -> None:
+    def __init__(self, learner: ActorCriticLearner, sample: Sample, prefetch: bool) -> None:
         self.learner, self.sample = learner, sample
         self.prefetcher = BatchPrefetcher(sample, learner) if prefetch else None
         self._last_batch: Batch | None = None
@@ -87,7 +88,7 @@ class RankUpdater(LocalUpdater):
     """Rank 0 of several MPI learner ranks: every rank samples its own replay shard, the
     gradients are averaged inside the learner's step."""
 
-    def __init__(self, learner: TD3Learner, sample: Sample, group: RankGroup,
+    def __init__(self, learner: ActorCriticLearner, sample: Sample, group: RankGroup,
                  encoder: ObservationEncoder) -> None:
         super().__init__(learner, sample, prefetch=False)
         self.group, self.encoder = group, encoder
@@ -108,7 +109,7 @@ class RankUpdater(LocalUpdater):
 class MetaStepUpdater(LocalUpdater):
     """A Reptile/FOMAML step over the tasks that have a batch share and stored data."""
 
-    def __init__(self, learner: TD3Learner, sample: Sample, batcher: MultiTaskBatcher,
+    def __init__(self, learner: ActorCriticLearner, sample: Sample, batcher: MultiTaskBatcher,
                  meta: MetaUpdater) -> None:
         super().__init__(learner, sample, prefetch=False)
         self.batcher, self.meta = batcher, meta
@@ -134,7 +135,7 @@ class MetaStepUpdater(LocalUpdater):
             self.meta.load_state_dict(state)
 
 
-def build_updater(spec: Spec, learner: TD3Learner, batcher: MultiTaskBatcher,
+def build_updater(spec: Spec, learner: ActorCriticLearner, batcher: MultiTaskBatcher,
                   encoder: ObservationEncoder, group: RankGroup | None) -> Updater:
     """The spec's way of updating: meta-update, MPI learner ranks, or local (prefetching
     unless ``learner.prefetch`` is off)."""

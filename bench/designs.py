@@ -24,7 +24,8 @@ import torch
 
 from agent.meta_update import reptile_step
 from agent.model import build_batcher, build_learner
-from agent.td3 import Batch, TD3Learner
+from agent.td3 import TD3Learner
+from agent.update_types import Batch
 from common.policy import build_encoder, build_policy
 from common.spec import validate_spec
 from observer.rollout import Rollout

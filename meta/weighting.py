@@ -129,7 +129,13 @@ def build_weighting(
         return FamoTaskWeighting(num_tasks, config.famo_lr, config.famo_decay)
     if config.name == "learning_progress":
         return LearningProgressWeighting(num_tasks, scheduler)
-    # pcgrad weights evenly; the learner projects (agent.model.build_learner turns it on)
+    # pcgrad weights evenly; the learner projects (projects_gradients)
     return {"mean": MeanWeighting, "loss": LossWeighting, "pcgrad": MeanWeighting}[
         config.name
     ](num_tasks)
+
+
+def projects_gradients(name: str) -> bool:
+    """Whether weighting ``name`` has the learner project conflicting per-task gradients
+    (PCGrad) before combining them: the one place that decides it."""
+    return name == "pcgrad"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from agent.model import build_batcher, build_learner
-from agent.td3 import Batch
+from agent.update_types import Batch
 from common.envs import TaskShape, family_of, task_shape
 from common.policy import build_encoder, build_policy
 from common.spec import validate_spec

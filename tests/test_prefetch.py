@@ -14,7 +14,7 @@ from tests.test_td3 import make_batch, make_learner, params
 
 
 def test_prefetched_targets_give_the_update_the_learner_would_do_itself() -> None:
-    learner = make_learner(algo="ddpg")  # no target noise: targets are deterministic
+    learner = make_learner(target_noise=0.0)  # targets are deterministic
     twin = copy.deepcopy(learner)
     batches = iter(make_batch(seed=seed) for seed in range(10))
     sampled: list = []

@@ -14,7 +14,7 @@ from agent.checkpoint import load_checkpoint, save_checkpoint
 from agent.meta_update import MetaUpdater
 from agent.prefetch import BatchPrefetcher
 from agent.sac import SACLearner
-from agent.td3 import UpdateResult
+from agent.update_types import UpdateResult
 from common.envs import TaskShape
 from common.networks import GaussianActor, tanh_gaussian_log_prob
 from common.normalizer import ObservationEncoder
@@ -93,8 +93,8 @@ def test_temperature_moves_each_task_towards_its_entropy_target(
         result = learner.update(make_batch(seed=seed), WEIGHTS)
     end = learner.temperature().detach()
     assert torch.all(end < start) if moves == "down" else torch.all(end > start)
-    assert torch.equal(result.temperature_per_task, end)
-    assert result.entropy_per_task.shape == (2,)
+    assert torch.equal(result.algorithm_per_task["sac/temperature"], end)
+    assert result.algorithm_per_task["sac/entropy"].shape == (2,)
 
 
 def test_a_tasks_temperature_moves_only_with_its_own_rows() -> None:
@@ -130,7 +130,7 @@ def test_the_temperature_brings_the_policys_entropy_to_its_target(per_dim: float
     learner.critics_target = nn.ModuleList([_PeakedCritic(), _PeakedCritic()])
     learner.critic_opt = torch.optim.Adam(learner.critics.parameters())
     batch = make_batch(n=256)
-    entropy = [learner.update(batch, WEIGHTS).entropy_per_task.mean().item()
+    entropy = [learner.update(batch, WEIGHTS).algorithm_per_task["sac/entropy"].mean().item()
                for _ in range(600)]
     target = learner.target_entropy[0].item()
     start, end = abs(entropy[0] - target), abs(sum(entropy[-50:]) / 50 - target)
@@ -223,7 +223,8 @@ def test_sac_trains_with_every_architecture_weighting_and_meta_update(
     assert not torch.equal(params(learner.actor), actor)
     assert not torch.equal(params(learner.critics), critics)
     assert torch.all(learner.temperature() != temperature)
-    assert torch.isfinite(first.critic_loss) and first.entropy_per_task.shape == (2,)
+    assert torch.isfinite(first.critic_loss)
+    assert first.algorithm_per_task["sac/entropy"].shape == (2,)
     for _ in range(50):
         last = step()
     assert last.critic_loss < 0.75 * first.critic_loss, (first.critic_loss, last.critic_loss)

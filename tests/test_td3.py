@@ -5,30 +5,40 @@ from __future__ import annotations
 import pytest
 import torch
 
+from agent.actor_critic import clipped_target, combine, frozen, per_task_mean, task_counts
 from agent.checkpoint import load_checkpoint, save_checkpoint
-from agent.td3 import (
-    Batch,
-    TD3Learner,
-    UpdateResult,
-    combine,
-    per_task_mean,
-    task_counts,
-    td3_target,
-)
+from agent.td3 import DDPGLearner, TD3Learner
+from agent.update_types import Batch, UpdateResult
 from common.spec import Learner
 
 
-def test_target_uses_min_of_twin_critics_and_discount() -> None:
-    reward = torch.tensor([-1.0, 0.0])
-    q1, q2 = torch.tensor([-5.0, -2.0]), torch.tensor([-3.0, -4.0])
-    assert torch.allclose(td3_target(reward, q1, q2, 0.9), torch.tensor([-5.5, -3.6]))
-    assert torch.allclose(td3_target(reward, q1, None, 0.9), torch.tensor([-5.5, -1.8]))
+def test_target_is_the_discounted_next_value_clipped_to_the_return_range() -> None:
+    gamma = 0.9
+    target = clipped_target(torch.tensor([-1.0, 0.0, -1.0]), torch.tensor([-5.0, -2.0, -100.0]),
+                            gamma)
+    assert target.tolist() == pytest.approx([-5.5, -1.8, -1 / (1 - gamma)])
+    assert clipped_target(torch.tensor([0.0]), torch.tensor([3.0]), gamma).item() == 0.0
 
 
-def test_target_is_clipped_to_return_range() -> None:
-    gamma = 0.98
-    target = td3_target(torch.tensor([-1.0, 0.0]), torch.tensor([-100.0, 3.0]), None, gamma)
-    assert target.tolist() == pytest.approx([-1 / (1 - gamma), 0.0])
+def test_td3_targets_take_the_smaller_twin_and_ddpg_its_one_critic() -> None:
+    batch = make_batch()
+    for kind, critics in ((TD3Learner, 2), (DDPGLearner, 1)):
+        torch.manual_seed(0)
+        learner = kind(6, 4, 2, Learner(hidden_sizes=[16, 16], target_noise=0.0),
+                       torch.device("cpu"))
+        assert len(learner.critics) == len(learner.critics_target) == critics
+        next_action = learner.actor_target(batch.next_obs)
+        values = torch.stack([q(batch.next_obs, next_action) for q in learner.critics_target])
+        expected = clipped_target(batch.reward, values.min(0).values, learner.config.gamma)
+        assert torch.allclose(learner.td_target(batch), expected)
+
+
+def test_frozen_parameters_train_again_after_an_error_inside() -> None:
+    learner = make_learner()
+    with pytest.raises(RuntimeError, match="inside"), frozen(learner.critics):
+        assert not any(p.requires_grad for p in learner.critics.parameters())
+        raise RuntimeError("inside")
+    assert all(p.requires_grad for p in learner.critics.parameters())
 
 
 def test_per_task_mean_and_weighted_combination() -> None:
@@ -93,7 +103,8 @@ def test_soft_update_moves_targets_by_tau_every_k_updates() -> None:
 
 
 def test_ddpg_has_one_critic_and_updates_actor_every_step() -> None:
-    learner = make_learner(algo="ddpg")
+    torch.manual_seed(0)
+    learner = DDPGLearner(6, 4, 2, Learner(hidden_sizes=[16, 16]), torch.device("cpu"))
     assert len(learner.critics) == 1
     assert learner.update(make_batch(), torch.tensor([0.5, 0.5])).actor_loss is not None
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from agent.td3 import UpdateResult
 from agent.training_window import TrainingWindow
+from agent.update_types import UpdateResult
 from common.messages import EpisodeBatch
 
 TASKS = ["FetchPush-v4", "FetchSlide-v4"]

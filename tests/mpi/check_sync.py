@@ -19,7 +19,8 @@ import torch
 from agent.gradient_averager import GradientAverager, flat_parameters
 from agent.mpi import YIELD_WHILE_WAITING, mpi_world
 from agent.sac import SACLearner
-from agent.td3 import Batch, TD3Learner
+from agent.td3 import TD3Learner
+from agent.update_types import Batch
 from common.spec import Learner
 
 comm = mpi_world()  # as main.py's learner ranks get it
