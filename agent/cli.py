@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.machine import check_local_observers_fit
-from agent.mpi import mpi_world
+from agent.ranks.mpi import mpi_world
 from common.spec import Spec, SpecError, dump_spec, load_spec, validate_spec
 
 if TYPE_CHECKING:  # torch loads only once a run starts: --help and bad input answer fast
@@ -125,8 +125,8 @@ def _check_same_model(spec: Spec, saved: dict, checkpoint: Path) -> None:
 
 def _check_transfer(spec: Spec) -> None:
     """Map the transfer source onto this spec's networks once, before anything starts."""
-    from agent.model import build_learner
-    from agent.transfer import apply_transfer
+    from agent.learn.build import build_learner
+    from agent.learn.transfer import apply_transfer
     from common.policy import build_encoder
 
     encoder = build_encoder(spec)
@@ -142,8 +142,8 @@ def _run_eval(argv: list[str]) -> int:
     if args.video is not None and args.video.exists() and not args.video.is_dir():
         raise UsageError(f"--video {args.video}: exists and is not a directory")
     from agent.checkpoint import UnreadableCheckpoint
-    from agent.evaluate import evaluate_checkpoint
-    from agent.video import VideoError
+    from agent.report.evaluate import evaluate_checkpoint
+    from agent.report.video import VideoError
 
     try:
         success = evaluate_checkpoint(args.checkpoint, args.episodes, args.seed, args.video)
@@ -227,7 +227,7 @@ def _run_train(argv: list[str]) -> int:
     args = _train_parser().parse_args(argv)
     comm = mpi_world()
     if comm is not None and comm.Get_rank() > 0:
-        from agent.learner_ranks import run_learner_rank
+        from agent.ranks.learner_ranks import run_learner_rank
 
         return run_learner_rank(comm)
     try:
@@ -247,7 +247,7 @@ def _run_train(argv: list[str]) -> int:
             comm.bcast(None, root=0)  # the other learner ranks exit too
         raise
     from agent.launcher import train_agent, train_local
-    from agent.run_signals import RunError
+    from agent.run.run_signals import RunError
 
     print(f"run directory: {run_dir}", file=sys.stderr)
     try:
@@ -260,7 +260,7 @@ def _run_train(argv: list[str]) -> int:
         return 1
     finally:
         _plot(run_dir)
-    from agent.summary import format_summary
+    from agent.report.summary import format_summary
 
     print(format_summary(run_dir))
     return 0
@@ -277,7 +277,7 @@ def _run_plot(argv: list[str]) -> int:
     for run_dir in args.run_dirs:
         if not (run_dir / "spec.yaml").is_file() or not (run_dir / "metrics.jsonl").is_file():
             raise UsageError(f"{run_dir}: not a run directory (no spec.yaml or metrics.jsonl)")
-    from agent.plotting import group_by_spec, plot_runs
+    from agent.report.plotting import group_by_spec, plot_runs
 
     plot_runs(group_by_spec(args.run_dirs), args.out)
     print(args.out)
@@ -291,14 +291,14 @@ def _run_summary(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not (args.run_dir / "metrics.jsonl").is_file():
         raise UsageError(f"{args.run_dir}: not a run directory (no metrics.jsonl)")
-    from agent.summary import format_summary
+    from agent.report.summary import format_summary
 
     print(format_summary(args.run_dir))
     return 0
 
 
 def _plot(run_dir: Path) -> None:
-    from agent.plotting import plot_success
+    from agent.report.plotting import plot_success
 
     if not (run_dir / "metrics.jsonl").exists():
         return

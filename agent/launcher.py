@@ -16,13 +16,13 @@ from typing import Any
 import torch
 import torch.distributed.rpc as rpc
 
-from agent.learner_ranks import RankGroup
-from agent.metrics import MetricsPipeline, Record
-from agent.principal import Principal
-from agent.run_signals import RunError
-from agent.sinks import JsonlSink, ProgressSink, TensorBoardSink, WandbSink
-from agent.transfer import apply_transfer
-from agent.transport import RpcTransport
+from agent.learn.transfer import apply_transfer
+from agent.ranks.learner_ranks import RankGroup
+from agent.report.metrics import MetricsPipeline, Record
+from agent.report.sinks import JsonlSink, ProgressSink, TensorBoardSink, WandbSink
+from agent.run.principal import Principal
+from agent.run.run_signals import RunError
+from agent.run.transport import RpcTransport
 from common import rpc_group
 from common.fingerprint import fingerprint
 from common.rpc_group import Endpoint, free_port, observer_name, observer_rank

@@ -15,7 +15,7 @@ batch/N rows, so an update still covers ``--batch-size`` transitions), the Tenso
 transport, K intra-op threads per learner process; ``p``: OpenMP threads wait passively
 (``OMP_WAIT_POLICY=PASSIVE``) instead of spinning; ``s``: a rank waiting in an MPI
 collective spins (Open MPI's own default) instead of giving its core away as learner ranks
-do (``agent.mpi.YIELD_WHILE_WAITING``).
+do (``agent.ranks.mpi.YIELD_WHILE_WAITING``).
 """
 
 from __future__ import annotations

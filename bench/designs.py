@@ -22,9 +22,9 @@ import json
 import numpy as np
 import torch
 
-from agent.meta_update import reptile_step
-from agent.model import build_batcher, build_learner
-from agent.td3 import TD3Learner
+from agent.learn.build import build_batcher, build_learner
+from agent.learn.meta_update import reptile_step
+from agent.learn.td3 import TD3Learner
 from agent.update_types import Batch
 from common.policy import build_encoder, build_policy
 from common.spec import validate_spec

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.checkpoint import LATEST, load_checkpoint
-from agent.summary import read_records
+from agent.report.summary import read_records
 
 OUT = Path("bench/out/distributed")
 QUIET = ["--set", "metrics.wandb.mode=disabled", "--set", "metrics.progress_bar=false"]

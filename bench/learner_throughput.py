@@ -27,7 +27,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from agent.td3 import TD3Learner
+from agent.learn.td3 import TD3Learner
 from agent.update_types import Batch
 from common.networks import Actor, Critic
 from common.spec import Learner, load_spec

@@ -16,8 +16,8 @@ import csv
 import sys
 from pathlib import Path
 
-from agent.plotting import eval_curves
-from agent.summary import read_records
+from agent.report.plotting import eval_curves
+from agent.report.summary import read_records
 from bench.summarize import train
 
 OUT = Path("bench/out/mt10")

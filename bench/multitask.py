@@ -20,7 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
-from agent.plotting import eval_curves
+from agent.report.plotting import eval_curves
 from bench.summarize import finished, plot_per_task, summarize, train
 from common.spec import load_spec
 

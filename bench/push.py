@@ -24,8 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-from agent.plotting import plot_runs
-from agent.summary import first_sustained
+from agent.report.plotting import plot_runs
+from agent.report.summary import first_sustained
 from bench.distributed import records
 from bench.summarize import train
 from common.spec import SpecError, load_spec

@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from agent.plotting import plot_runs
+from agent.report.plotting import plot_runs
 from bench.summarize import summarize, train
 
 OUT = Path("bench/out")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from agent.summary import read_records
+from agent.report.summary import read_records
 
 STUDY = Path("bench/out/study")
 SIGNALS = ("signals/td_abs", "signals/grad_norm", "signals/grad_cos", "losses/critic",

@@ -25,8 +25,8 @@ import json
 import sys
 from pathlib import Path
 
-from agent.plotting import plot_runs
-from agent.summary import first_sustained, read_records
+from agent.report.plotting import plot_runs
+from agent.report.summary import first_sustained, read_records
 from bench.summarize import train
 
 OUT = Path("bench/out/study")

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from agent.checkpoint import LATEST
-from agent.plotting import eval_curves
-from agent.summary import read_records
+from agent.report.plotting import eval_curves
+from agent.report.summary import read_records
 
 QUIET = ["--set", "metrics.wandb.mode=disabled", "--set", "metrics.progress_bar=false"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.batching import MultiTaskBatcher, split_batch
-from agent.her import HerSampler
-from agent.replay import EpisodeReplay
+from agent.replay.batching import MultiTaskBatcher, split_batch
+from agent.replay.episode_replay import EpisodeReplay
+from agent.replay.her import HerSampler
 from common.envs import TaskShape
 from common.messages import EpisodeBatch
 from common.normalizer import ObservationEncoder

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.transport import ObserverFailed, checked_reply
+from agent.run.transport import ObserverFailed, checked_reply
 from common.fingerprint import code_version, differences, fingerprint
 from common.messages import OrderResult
 from common.rpc_group import free_port
@@ -79,7 +79,7 @@ def test_fingerprint_is_json_serialisable() -> None:
 AGENT_SENDING_AN_ORDER_THAT_FAILS = """
 import asyncio, multiprocessing as mp, sys
 import torch.distributed.rpc as rpc
-from agent.transport import ObserverFailed, RpcTransport
+from agent.run.transport import ObserverFailed, RpcTransport
 from common import rpc_group
 from common.fingerprint import fingerprint
 from common.messages import Order

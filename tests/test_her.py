@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.her import HerSampler
-from agent.replay import EpisodeReplay
+from agent.replay.episode_replay import EpisodeReplay
+from agent.replay.her import HerSampler
 from common.envs import TaskShape, family_of
 from common.messages import EpisodeBatch
 

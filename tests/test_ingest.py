@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent.ingest import EpisodeIngest
-from agent.replay import EpisodeReplay
-from agent.task_mix import TaskMix
-from agent.training_window import TrainingWindow
+from agent.replay.episode_replay import EpisodeReplay
+from agent.report.training_window import TrainingWindow
+from agent.run.ingest import EpisodeIngest
+from agent.run.task_mix import TaskMix
 from common.messages import EpisodeBatch
 from common.policy import build_encoder, task_shapes
 from common.spec import validate_spec

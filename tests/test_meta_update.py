@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from agent.meta_update import MetaUpdater, fomaml_gradient, reptile_step
-from agent.td3 import TD3Learner
+from agent.learn.meta_update import MetaUpdater, fomaml_gradient, reptile_step
+from agent.learn.td3 import TD3Learner
 from agent.update_types import Batch
 from common.spec import Learner, Meta
 from tests.test_td3 import make_batch, params

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.model import build_batcher
+from agent.learn.build import build_batcher
 from common.envs import MT10, TaskShape, family_of, task_shape
 from common.policy import build_encoder
 from common.spec import validate_spec

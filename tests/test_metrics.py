@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.metrics import MetricsPipeline
-from agent.sinks import JsonlSink, TensorBoardSink, WandbSink, _scalars
+from agent.report.metrics import MetricsPipeline
+from agent.report.sinks import JsonlSink, TensorBoardSink, WandbSink, _scalars
 from tests.conftest import ListSink
 
 

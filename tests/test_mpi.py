@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.mpi import YIELD_WHILE_WAITING
+from agent.ranks.mpi import YIELD_WHILE_WAITING
 from tests.conftest import QUIET, REPO, main_env, reach_judged_at, read_metrics
 
 pytestmark = pytest.mark.slow

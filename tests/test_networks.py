@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from agent.transfer import transfer_state
+from agent.learn.transfer import transfer_state
 from common.networks import (
     Actor,
     Critic,

@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-import agent.observer_pool as observer_pool
-from agent.metrics import MetricsPipeline
-from agent.observer_pool import ObserverPool
-from agent.run_signals import RunError, RunSignals
-from agent.schedule import crossed, next_multiple
+import agent.run.observer_pool as observer_pool
+from agent.report.metrics import MetricsPipeline
+from agent.run.observer_pool import ObserverPool
+from agent.run.run_signals import RunError, RunSignals
+from agent.run.schedule import crossed, next_multiple
 from common.messages import Order, OrderResult
 from tests.conftest import ListSink
 

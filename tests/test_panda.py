@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from agent.model import build_batcher, build_learner
+from agent.learn.build import build_batcher, build_learner
 from agent.update_types import Batch
 from common.envs import TaskShape, family_of, task_shape
 from common.policy import build_encoder, build_policy

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from agent.plotting import group_by_spec
+from agent.report.plotting import group_by_spec
 from tests.conftest import run_main
 
 

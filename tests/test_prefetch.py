@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from agent.prefetch import BatchPrefetcher
+from agent.learn.prefetch import BatchPrefetcher
 from tests.test_td3 import make_batch, make_learner, params
 
 

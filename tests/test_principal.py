@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import agent.observer_pool as observer_pool
-from agent.metrics import MetricsPipeline
-from agent.principal import Principal
-from agent.run_signals import RunError
+import agent.run.observer_pool as observer_pool
+from agent.report.metrics import MetricsPipeline
+from agent.run.principal import Principal
+from agent.run.run_signals import RunError
 from common.messages import EpisodeBatch, Order, OrderResult
 from common.policy import task_shapes
 from common.spec import validate_spec

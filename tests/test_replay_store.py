@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from agent.checkpoint import load_checkpoint, save_checkpoint
-from agent.principal import Principal
-from agent.replay import EpisodeReplay
-from agent.replay_store import ReplayChunks
+from agent.replay.episode_replay import EpisodeReplay
+from agent.replay.replay_store import ReplayChunks
+from agent.run.principal import Principal
 from common.envs import TaskShape
 from common.messages import EpisodeBatch
 from common.spec import validate_spec

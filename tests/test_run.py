@@ -173,7 +173,7 @@ def test_a_video_per_task_at_its_cadence_in_the_run_tensorboard_and_summary(
 ) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from agent.video import read_frames
+    from agent.report.video import read_frames
 
     videos = [r for r in read_metrics(finished_run) if r["event"] == "video"]
     assert {r["task"] for r in videos} == {"FetchReach-v4", "FetchPush-v4"}
@@ -193,7 +193,7 @@ def test_a_video_per_task_at_its_cadence_in_the_run_tensorboard_and_summary(
 def test_eval_command_writes_one_video_per_task_of_its_episodes(
     finished_run: Path, tmp_path: Path,
 ) -> None:
-    from agent.video import read_frames
+    from agent.report.video import read_frames
 
     result = run_main("eval", "--checkpoint", str(finished_run / "checkpoints" / "latest.pt"),
                       "--episodes", "1", "--video", str(tmp_path / "v"), timeout=300)

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from agent.checkpoint import load_checkpoint, save_checkpoint
-from agent.meta_update import MetaUpdater
-from agent.prefetch import BatchPrefetcher
-from agent.sac import SACLearner
+from agent.learn.meta_update import MetaUpdater
+from agent.learn.prefetch import BatchPrefetcher
+from agent.learn.sac import SACLearner
 from agent.update_types import UpdateResult
 from common.envs import TaskShape
 from common.networks import GaussianActor, tanh_gaussian_log_prob

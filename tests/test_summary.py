@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.summary import first_sustained, format_summary, read_records, summarize_tasks
+from agent.report.summary import first_sustained, format_summary, read_records, summarize_tasks
 
 
 def rows(*success: float) -> list[dict]:

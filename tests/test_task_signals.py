@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agent.actor_critic import combine, task_counts
-from agent.task_signals import task_signals
-from agent.td3 import TD3Learner
+from agent.learn.actor_critic import combine, task_counts
+from agent.learn.task_signals import task_signals
+from agent.learn.td3 import TD3Learner
 from common.spec import Learner
 from tests.test_td3 import make_batch
 

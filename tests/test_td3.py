@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agent.actor_critic import clipped_target, combine, frozen, per_task_mean, task_counts
 from agent.checkpoint import load_checkpoint, save_checkpoint
-from agent.td3 import DDPGLearner, TD3Learner
+from agent.learn.actor_critic import clipped_target, combine, frozen, per_task_mean, task_counts
+from agent.learn.td3 import DDPGLearner, TD3Learner
 from agent.update_types import Batch, UpdateResult
 from common.spec import Learner
 
@@ -242,7 +242,7 @@ def test_a_task_missing_from_the_batch_gets_no_weight_in_the_update() -> None:
 
 
 def test_a_transferred_run_steps_with_its_learning_rates_times_the_multiplier() -> None:
-    from agent.model import build_learner
+    from agent.learn.build import build_learner
     from common.policy import build_encoder
     from common.spec import load_spec
 

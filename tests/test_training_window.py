@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from agent.training_window import TrainingWindow
+from agent.report.training_window import TrainingWindow
 from agent.update_types import UpdateResult
 from common.messages import EpisodeBatch
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent.model import build_batcher, build_learner
-from agent.updater import LocalUpdater, MetaStepUpdater, build_updater
+from agent.learn.build import build_batcher, build_learner
+from agent.run.updater import LocalUpdater, MetaStepUpdater, build_updater
 from common.policy import build_encoder
 from common.spec import validate_spec
 from tests.test_replay_store import episodes

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent.sinks import WandbSink
-from agent.video import VideoError, gif_bytes, labelled, read_frames, record_video
+from agent.report.sinks import WandbSink
+from agent.report.video import VideoError, gif_bytes, labelled, read_frames, record_video
 from common.policy import build_policy
 from common.spec import validate_spec
 from tests.conftest import NEEDS_EGL

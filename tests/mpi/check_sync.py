@@ -16,10 +16,10 @@ import sys
 import numpy as np
 import torch
 
-from agent.gradient_averager import GradientAverager, flat_parameters
-from agent.mpi import YIELD_WHILE_WAITING, mpi_world
-from agent.sac import SACLearner
-from agent.td3 import TD3Learner
+from agent.learn.sac import SACLearner
+from agent.learn.td3 import TD3Learner
+from agent.ranks.gradient_averager import GradientAverager, flat_parameters
+from agent.ranks.mpi import YIELD_WHILE_WAITING, mpi_world
 from agent.update_types import Batch
 from common.spec import Learner
 

@@ -18,7 +18,7 @@ from typing import TypeAlias
 import numpy as np
 import torch
 
-from agent.actor_critic import ActorCriticLearner
+from agent.learn.actor_critic import ActorCriticLearner
 from agent.update_types import Batch
 
 Prepared: TypeAlias = tuple[Batch, torch.Tensor | None]

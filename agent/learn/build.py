@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from agent.actor_critic import ActorCriticLearner, GradSync
-from agent.batching import MultiTaskBatcher
-from agent.her import HerSampler
-from agent.replay import EpisodeReplay
-from agent.sac import SACLearner
-from agent.td3 import DDPGLearner, TD3Learner
+from agent.learn.actor_critic import ActorCriticLearner, GradSync
+from agent.learn.sac import SACLearner
+from agent.learn.td3 import DDPGLearner, TD3Learner
+from agent.replay.batching import MultiTaskBatcher
+from agent.replay.episode_replay import EpisodeReplay
+from agent.replay.her import HerSampler
 from common.envs import family_of
 from common.normalizer import ObservationEncoder
 from common.policy import task_shapes

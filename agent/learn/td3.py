@@ -1,5 +1,5 @@
 """DDPG and TD3 (``learner.algo: ddpg | td3``) on the shared actor-critic update
-(:mod:`agent.actor_critic`).
+(:mod:`agent.learn.actor_critic`).
 
 DDPG: one critic, the target actor's action in the TD target, an actor step every update.
 TD3 adds what Fujimoto et al. (2018) add: twin critics (the smaller target value), target
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from agent.actor_critic import ActorCriticLearner
+from agent.learn.actor_critic import ActorCriticLearner
 
 
 class DDPGLearner(ActorCriticLearner):

@@ -3,8 +3,8 @@
 :class:`ActorCriticLearner` holds the actor, the critics, their targets and optimizers, and
 makes one update: per-task critic losses combined with the task weights, an actor step
 every :attr:`~ActorCriticLearner.actor_update_every` updates, a Polyak step of the targets
-every ``learner.target_update_every``. The algorithms (:mod:`agent.td3`: DDPG and TD3;
-:mod:`agent.sac`: SAC) override a few named hooks: how many critics, the TD target's
+every ``learner.target_update_every``. The algorithms (:mod:`agent.learn.td3`: DDPG and TD3;
+:mod:`agent.learn.sac`: SAC) override a few named hooks: how many critics, the TD target's
 next action, the actor loss, what follows an actor step, and their own metrics.
 
 No RPC, MPI, metrics sinks or envs in here. Gradient synchronisation across learner ranks
@@ -127,7 +127,7 @@ class ActorCriticLearner:
         """Critic updates done so far: the policy version observers see."""
         self.targets_lock: contextlib.AbstractContextManager = contextlib.nullcontext()
         """Held while the target networks are read for TD targets or moved by a Polyak step;
-        a real lock once another thread computes targets (:mod:`agent.prefetch`)."""
+        a real lock once another thread computes targets (:mod:`agent.learn.prefetch`)."""
 
     # ------------------------------------------------------------------ hooks
     @property

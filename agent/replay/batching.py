@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from agent.her import HerSampler
-from agent.replay import EpisodeReplay
+from agent.replay.episode_replay import EpisodeReplay
+from agent.replay.her import HerSampler
 from agent.update_types import Batch
 from common.normalizer import ObservationEncoder
 

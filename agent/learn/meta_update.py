@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from agent.actor_critic import ActorCriticLearner
+from agent.learn.actor_critic import ActorCriticLearner
 from agent.update_types import Batch, UpdateResult
 from common.spec import Meta as MetaConfig
 
@@ -95,7 +95,7 @@ def _assign(params: Sequence[torch.Tensor], values: Sequence[torch.Tensor]) -> N
 
 
 class MetaUpdater:
-    """One meta-update of an :class:`~agent.actor_critic.ActorCriticLearner` over the tasks
+    """One meta-update of an :class:`~agent.learn.actor_critic.ActorCriticLearner` over the tasks
     given to :meth:`step`."""
 
     def __init__(self, learner: ActorCriticLearner, config: MetaConfig) -> None:

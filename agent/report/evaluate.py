@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.checkpoint import load_run_checkpoint
-from agent.video import record_video
+from agent.report.video import record_video
 from common.policy import Policy, build_policy, task_shapes
 from common.spec import Spec, validate_spec
 from observer.rollout import Rollout, episode_seeds

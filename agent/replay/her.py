@@ -7,7 +7,7 @@ from typing import Literal
 
 import numpy as np
 
-from agent.replay import EpisodeReplay
+from agent.replay.episode_replay import EpisodeReplay
 from common.envs import RewardFn
 
 Strategy = Literal["future", "final", "episode", "none"]

@@ -18,7 +18,7 @@ from agent.checkpoint import UnreadableCheckpoint, load_run_checkpoint
 from common.spec import Spec, SpecError
 
 if TYPE_CHECKING:
-    from agent.actor_critic import ActorCriticLearner
+    from agent.learn.actor_critic import ActorCriticLearner
     from common.normalizer import ObservationEncoder
 
 _INPUT = re.compile(r"(?:^|\.)(?:net\.0\.weight|proj\.0\.down|task_adapters\.0\.a)$")

@@ -7,7 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from agent.summary import read_records
+from agent.report.summary import read_records
 
 
 def eval_curves(metrics_path: Path) -> dict[str, list[tuple[int, float]]]:

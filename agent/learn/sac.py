@@ -1,7 +1,7 @@
 """Multi-task SAC (``learner.algo: sac``): twin critics, a tanh-Gaussian actor and one learned
 entropy temperature per task (MT-SAC, as in the Meta-World and CARE papers).
 
-Shares the actor-critic machinery of :mod:`agent.actor_critic` (per-task losses, task
+Shares the actor-critic machinery of :mod:`agent.learn.actor_critic` (per-task losses, task
 weights, PCGrad, gradient sync, meta-updates, checkpoints) through its hooks: only the TD
 target, the actor loss and the temperature step after it differ. Each task's temperature
 α_t follows its own loss ``-log α_t (log π + H_t)`` over its rows (H_t: the task's entropy
@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from agent.actor_critic import ActorCriticLearner, per_task_mean, task_counts
+from agent.learn.actor_critic import ActorCriticLearner, per_task_mean, task_counts
 from agent.update_types import Batch
 
 

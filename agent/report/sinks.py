@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from agent.metrics import Record
+from agent.report.metrics import Record
 
 SCALAR_SKIP = {"event", "task", "env_steps", "tasks"}
 
@@ -72,7 +72,7 @@ class TensorBoardSink:
     def _write_video(self, record: Record, step: int) -> None:
         from tensorboard.compat.proto.summary_pb2 import Summary
 
-        from agent.video import gif_bytes, read_frames
+        from agent.report.video import gif_bytes, read_frames
 
         frames = read_frames(self._run_dir / record["video"])
         image = Summary.Image(height=frames.shape[1], width=frames.shape[2], colorspace=3,

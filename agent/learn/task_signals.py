@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from agent.actor_critic import ActorCriticLearner, per_task_mean, task_counts
+from agent.learn.actor_critic import ActorCriticLearner, per_task_mean, task_counts
 from agent.update_types import Batch
 
 

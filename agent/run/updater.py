@@ -13,11 +13,11 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from agent.actor_critic import ActorCriticLearner
-from agent.batching import MultiTaskBatcher
-from agent.learner_ranks import RankGroup
-from agent.meta_update import MetaUpdater
-from agent.prefetch import BatchPrefetcher
+from agent.learn.actor_critic import ActorCriticLearner
+from agent.learn.meta_update import MetaUpdater
+from agent.learn.prefetch import BatchPrefetcher
+from agent.ranks.learner_ranks import RankGroup
+from agent.replay.batching import MultiTaskBatcher
 from agent.update_types import Batch, UpdateResult
 from common.normalizer import ObservationEncoder
 from common.spec import Spec
@@ -38,7 +38,7 @@ class Updater(Protocol):
         ...
 
     def signal_batch(self, shares: np.ndarray) -> Batch:
-        """A batch to measure per-task signals on (:mod:`agent.task_signals`)."""
+        """A batch to measure per-task signals on (:mod:`agent.learn.task_signals`)."""
         ...
 
     def state_dict(self) -> dict:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import torch
 
-from agent.metrics import MetricsPipeline
-from agent.online_eval import EVAL_SEED_OFFSET
-from agent.schedule import next_multiple
-from agent.video import VideoError, record_video
+from agent.report.metrics import MetricsPipeline
+from agent.report.video import VideoError, record_video
+from agent.run.online_eval import EVAL_SEED_OFFSET
+from agent.run.schedule import next_multiple
 from common.messages import PolicySnapshot
 from common.policy import build_policy
 from common.spec import Spec

@@ -1,9 +1,9 @@
 """The principal agent: wires the run's parts and drives them to the budget.
 
-Its parts: the observer pool (agent/observer_pool.py: lost observers, replacements, fair
-turns), dispatch (agent/dispatch.py: budget, pace, reassigned work), the updater
-(agent/updater.py: local, MPI ranks or meta-update), online evaluation
-(agent/online_eval.py) and the run's lifecycle (agent/run_signals.py). Here: ingest into
+Its parts: the observer pool (agent/run/observer_pool.py: lost observers, replacements, fair
+turns), dispatch (agent/run/dispatch.py: budget, pace, reassigned work), the updater
+(agent/run/updater.py: local, MPI ranks or meta-update), online evaluation
+(agent/run/online_eval.py) and the run's lifecycle (agent/run/run_signals.py). Here: ingest into
 replay, learner pacing, the run's counters and persistence, and the loop that drives it.
 
 Everything runs on one asyncio event loop. RPC replies arrive as asyncio futures and go
@@ -25,23 +25,23 @@ import numpy as np
 import torch
 
 from agent.checkpoint import LATEST, restore_rng_state, rng_state, save_checkpoint
-from agent.dispatch import Dispatcher, EpisodeQueue
-from agent.gradient_averager import GradientAverager
-from agent.ingest import EpisodeIngest
-from agent.learner_ranks import RankGroup, replay_root, shard_capacity
-from agent.metrics import MetricsPipeline, Record
-from agent.model import build_batcher, build_learner
-from agent.observer_pool import ObserverPool
-from agent.online_eval import OnlineEvaluator
-from agent.replay_store import ReplayChunks
-from agent.run_signals import RunError, RunSignals, describe
-from agent.schedule import crossed, next_multiple
-from agent.task_mix import TaskMix
-from agent.task_signals import task_signals
-from agent.training_videos import TrainingVideos
-from agent.training_window import TrainingWindow
-from agent.transport import Transport
-from agent.updater import build_updater
+from agent.learn.build import build_batcher, build_learner
+from agent.learn.task_signals import task_signals
+from agent.ranks.gradient_averager import GradientAverager
+from agent.ranks.learner_ranks import RankGroup, replay_root, shard_capacity
+from agent.replay.replay_store import ReplayChunks
+from agent.report.metrics import MetricsPipeline, Record
+from agent.report.training_window import TrainingWindow
+from agent.run.dispatch import Dispatcher, EpisodeQueue
+from agent.run.ingest import EpisodeIngest
+from agent.run.observer_pool import ObserverPool
+from agent.run.online_eval import OnlineEvaluator
+from agent.run.run_signals import RunError, RunSignals, describe
+from agent.run.schedule import crossed, next_multiple
+from agent.run.task_mix import TaskMix
+from agent.run.training_videos import TrainingVideos
+from agent.run.transport import Transport
+from agent.run.updater import build_updater
 from common.messages import PolicySnapshot
 from common.policy import build_encoder, task_shapes
 from common.spec import Spec

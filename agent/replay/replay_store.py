@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from agent.checkpoint import UnreadableCheckpoint, load_checkpoint, save_checkpoint
-from agent.replay import FIELDS, EpisodeReplay
+from agent.replay.episode_replay import FIELDS, EpisodeReplay
 from common.messages import EpisodeBatch
 
 

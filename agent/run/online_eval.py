@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from agent.metrics import MetricsPipeline
-from agent.observer_pool import Clock, ObserverPool
-from agent.run_signals import RunError, RunSignals
-from agent.schedule import next_multiple
-from agent.task_mix import TaskMix
+from agent.report.metrics import MetricsPipeline
+from agent.run.observer_pool import Clock, ObserverPool
+from agent.run.run_signals import RunError, RunSignals
+from agent.run.schedule import next_multiple
+from agent.run.task_mix import TaskMix
 from common.messages import Order, OrderResult, PolicySnapshot
 from common.spec import Spec
 

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from agent.gradient_averager import GradientAverager
-from agent.model import build_batcher, build_learner
-from agent.replay_store import ReplayChunks
+from agent.learn.build import build_batcher, build_learner
+from agent.ranks.gradient_averager import GradientAverager
+from agent.replay.replay_store import ReplayChunks
 from common.messages import EpisodeBatch
 from common.policy import build_encoder
 from common.spec import validate_spec

@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from agent.learner_ranks import RankGroup
-from agent.replay import EpisodeReplay
-from agent.task_mix import TaskMix
-from agent.training_window import TrainingWindow
+from agent.ranks.learner_ranks import RankGroup
+from agent.replay.episode_replay import EpisodeReplay
+from agent.report.training_window import TrainingWindow
+from agent.run.task_mix import TaskMix
 from common.envs import family_of
 from common.messages import EpisodeBatch
 from common.normalizer import ObservationEncoder

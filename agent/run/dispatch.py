@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from agent.observer_pool import ObserverPool
-from agent.run_signals import RunSignals
-from agent.task_mix import TaskMix
+from agent.run.observer_pool import ObserverPool
+from agent.run.run_signals import RunSignals
+from agent.run.task_mix import TaskMix
 from common.envs import TaskShape
 from common.messages import Order, OrderResult, PolicySnapshot
 from common.spec import Spec

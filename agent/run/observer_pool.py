@@ -12,9 +12,9 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
-from agent.metrics import MetricsPipeline
-from agent.run_signals import RunError, RunSignals
-from agent.transport import Transport, in_daemon_thread
+from agent.report.metrics import MetricsPipeline
+from agent.run.run_signals import RunError, RunSignals
+from agent.run.transport import Transport, in_daemon_thread
 from common.messages import Order, OrderResult
 
 REJOIN_POLL_S = 0.5

@@ -1,0 +1,1 @@
+"""MPI learner ranks on one node: the rank group, gradient averaging, MPI start-up."""
