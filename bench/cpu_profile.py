@@ -141,29 +141,39 @@ def window_rates(run_dir: Path, start_s: float, end_s: float) -> tuple[float, fl
             (last["updates"] - first["updates"]) / dt)
 
 
-def profile(layout: Layout, args: argparse.Namespace, plain_rate: float) -> dict:
-    run_dir = OUT / layout.name
+def measure_running(command: list[str], run_dir: Path, name: str, seconds: float,
+                    warmup_s: float, env: dict[str, str] | None = None
+                    ) -> tuple[dict[str, dict[str, float]], float, float]:
+    """Start ``command`` (a ``main.py`` run writing to ``run_dir``), wait until it has
+    trained ``warmup_s``, then measure for ``seconds``: cores per process label and thread,
+    env steps/s and updates/s. The run is killed afterwards."""
     shutil.rmtree(run_dir, ignore_errors=True)
-    process = subprocess.Popen(
-        command(layout, args, run_dir),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        env={**os.environ, **({"OMP_WAIT_POLICY": "PASSIVE"} if layout.passive else {}),
-             **({"OMPI_MCA_mpi_yield_when_idle": "0"} if layout.spinning else {})},
-    )
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True, env=env)
     try:
         started = time.monotonic()
         while not any(r["event"] == "train" for r in records(run_dir)):
             if process.poll() is not None or time.monotonic() - started > 300:
-                raise SystemExit(f"error: layout {layout.name} did not start training")
+                raise SystemExit(f"error: {name} did not start training")
             time.sleep(0.5)
-        time.sleep(args.warmup_s)
+        time.sleep(warmup_s)
         offset = max(r["wall_time_s"] for r in records(run_dir) if "wall_time_s" in r)
-        usage = cpu_over(process.pid, args.seconds)
+        usage = cpu_over(process.pid, seconds)
         time.sleep(2)  # let the window's last train record land
-        env_rate, update_rate = window_rates(run_dir, offset, offset + args.seconds + 2)
+        env_rate, update_rate = window_rates(run_dir, offset, offset + seconds + 2)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+    return usage, env_rate, update_rate
+
+
+def profile(layout: Layout, args: argparse.Namespace, plain_rate: float) -> dict:
+    run_dir = OUT / layout.name
+    env = {**os.environ, **({"OMP_WAIT_POLICY": "PASSIVE"} if layout.passive else {}),
+           **({"OMPI_MCA_mpi_yield_when_idle": "0"} if layout.spinning else {})}
+    usage, env_rate, update_rate = measure_running(
+        command(layout, args, run_dir), run_dir, f"layout {layout.name}", args.seconds,
+        args.warmup_s, env)
     busy = {label: threads for label, threads in usage.items() if sum(threads.values()) >= 0.01}
     return {
         "layout": layout.name,

@@ -25,9 +25,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,8 +33,8 @@ from unittest import mock
 import numpy as np
 import torch
 
-from bench.cpu_profile import cpu_over, window_rates
-from bench.distributed import QUIET, records
+from bench.cpu_profile import measure_running
+from bench.distributed import QUIET
 from bench.learner_throughput import PlainTD3, random_batch, rate
 from common.envs import family_of, task_shape
 from common.spec import Spec, load_spec
@@ -102,25 +99,10 @@ def run_rate(spec_path: str, seconds: float, warmup_s: float) -> dict:
     """The spec as shipped (budget aside) through ``main.py``: env steps/s, updates/s and
     cores per process over ``seconds`` once the learner has trained ``warmup_s``."""
     run_dir = OUT / Path(spec_path).stem
-    shutil.rmtree(run_dir, ignore_errors=True)
     command = [sys.executable, "main.py", "--spec", spec_path, "--run-dir", str(run_dir),
                *QUIET, "--set", "budget.env_steps=100000000"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    try:
-        started = time.monotonic()
-        while not any(r["event"] == "train" for r in records(run_dir)):
-            if process.poll() is not None or time.monotonic() - started > 300:
-                raise SystemExit(f"error: {spec_path} did not start training")
-            time.sleep(0.5)
-        time.sleep(warmup_s)
-        offset = max(r["wall_time_s"] for r in records(run_dir) if "wall_time_s" in r)
-        usage = cpu_over(process.pid, seconds)
-        time.sleep(2)  # the window's last train record
-        env_rate, update_rate = window_rates(run_dir, offset, offset + seconds + 2)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    usage, env_rate, update_rate = measure_running(command, run_dir, spec_path, seconds,
+                                                   warmup_s)
     return {"env_steps_per_s": round(env_rate, 1), "updates_per_s": round(update_rate, 2),
             "cpu_cores": {label: round(sum(threads.values()), 2)
                           for label, threads in usage.items() if sum(threads.values()) >= 0.01}}
