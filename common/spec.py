@@ -71,10 +71,16 @@ class Her(_Section):
 class Replay(_Section):
     capacity_per_task: PositiveInt = 1_000_000
     """Transitions kept per task (whole episodes, oldest overwritten first)."""
-    moved_goal_share: Probability = 0.0
+    moved_goal_share: Probability | dict[str, Probability] = 0.0
     """Share of sampled episodes drawn in proportion to how far their achieved goal travelled
     (the object, on Push-like tasks; a simple energy-based prioritization), the rest
-    uniformly. 0: uniform. Goal-based tasks only (Meta-World's are always uniform)."""
+    uniformly. 0: uniform. One share for every task, or a share per task name (tasks not
+    named: 0). Goal-based tasks only (Meta-World's are always uniform)."""
+
+    def moved_goal_share_of(self, task: str) -> float:
+        """``task``'s moved-goal share."""
+        share = self.moved_goal_share
+        return share.get(task, 0.0) if isinstance(share, dict) else share
     her: Her = Her()
 
 
@@ -324,6 +330,10 @@ class Spec(_Section):
                              "model.arch onehot has none (use multihead, ptsl or lora)")
         if self.model.arch in ("multihead", "ptsl") and not self.learner.hidden_sizes:
             raise ValueError(f"model.arch {self.model.arch} needs learner.hidden_sizes")
+        shares = self.replay.moved_goal_share
+        if isinstance(shares, dict) and (unknown := sorted(set(shares) - set(self.tasks))):
+            raise ValueError(f"replay.moved_goal_share names {unknown}, not in tasks "
+                             f"{self.tasks}")
         if self.meta.update != "none" and self.weighting.name == "pcgrad":
             raise ValueError("weighting.name pcgrad: a meta-update's inner steps see one task "
                              "at a time, nothing to project (use mean with meta.update)")

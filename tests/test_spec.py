@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from agent.cli import main
@@ -167,3 +168,27 @@ def test_resume_needs_the_same_number_of_learner_ranks() -> None:
     with pytest.raises(UsageError, match="without mpiexec"):
         _check_same_ranks({"counters": {"replay_episodes_by_rank": []}}, OneOfThree(), Path("r"))
     _check_same_ranks({"counters": {}}, None, Path("run"))  # plain run, plain resume: fine
+
+
+def test_moved_goal_share_is_one_for_all_or_per_task(tmp_path: Path) -> None:
+    from agent.learn.build import build_batcher
+    from common.policy import build_encoder
+
+    path = write(tmp_path, "tasks: [FetchPush-v4, FetchSlide-v4]\nbudget: {env_steps: 10}\n"
+                           "replay: {moved_goal_share: {FetchPush-v4: 0.5}}\n")
+    spec = load_spec(path)
+    assert [spec.replay.moved_goal_share_of(t) for t in spec.tasks] == [0.5, 0.0]
+    batcher = build_batcher(spec, build_encoder(spec), 1000, np.random.default_rng(0))
+    assert [s.moved_goal_share for s in batcher.samplers] == [0.5, 0.0]
+    every = load_spec(path, ["replay.moved_goal_share=0.3"])
+    assert [every.replay.moved_goal_share_of(t) for t in every.tasks] == [0.3, 0.3]
+
+
+def test_a_moved_goal_share_for_a_task_not_trained_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path = write(tmp_path, "tasks: [FetchPush-v4]\nbudget: {env_steps: 10}\n"
+                           "replay: {moved_goal_share: {FetchSlide-v4: 0.5}}\n")
+    assert main(["--spec", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "replay.moved_goal_share names ['FetchSlide-v4']" in err and str(path) in err

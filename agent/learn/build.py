@@ -62,4 +62,5 @@ def _sampler(spec: Spec, task: str) -> HerSampler:
     if not family.RELABELS_GOALS:
         return HerSampler(family.reward_fn(task), "none")
     her = spec.replay.her
-    return HerSampler(family.reward_fn(task), her.strategy, her.k, spec.replay.moved_goal_share)
+    return HerSampler(family.reward_fn(task), her.strategy, her.k,
+                      spec.replay.moved_goal_share_of(task))
