@@ -12,7 +12,11 @@ curve), plus the env steps until every task reached 0.5; and ``study.png``, the 
 collection share and loss weight.
 
     python -m bench.study [--configs uniform,learnability] [--seeds 1] [--minutes 75]
-                          [--spec specs/fetch_mt.yaml] [--set KEY=VALUE ...] [--reuse]
+                          [--spec specs/fetch_mt.yaml] [--distractor PandaStack-v3]
+                          [--set KEY=VALUE ...] [--reuse]
+
+``--distractor TASK`` adds a task the budget cannot learn to the spec's tasks (runs named
+``<config>+<task>_s<seed>``): does a scheduler stop feeding a task that does not progress?
 
 ``python -m bench.signals`` reads the same runs for which signal predicts learning.
 """
@@ -26,8 +30,9 @@ import sys
 from pathlib import Path
 
 from agent.report.plotting import plot_runs
-from agent.report.summary import first_sustained, read_records
+from agent.report.summary import read_records, summarize_tasks
 from bench.summarize import train
+from common.spec import load_spec
 
 OUT = Path("bench/out/study")
 CONFIGS: dict[str, list[str]] = {
@@ -47,34 +52,32 @@ CONFIGS: dict[str, list[str]] = {
 SIGNALS_EVERY_UPDATES = 100
 
 
-def run_dir(config: str, seed: int) -> Path:
-    return OUT / f"{config}_s{seed}"
+def run_dir(config: str, seed: int, distractor: str | None = None) -> Path:
+    return OUT / f"{config}{'+' + distractor if distractor else ''}_s{seed}"
 
 
-def task_rows(directory: Path) -> dict[str, list[dict]]:
-    """Each task's eval records, in order."""
-    rows: dict[str, list[dict]] = {}
-    for record in read_records(directory / "metrics.jsonl"):
+def summary(config: str, seed: int, distractor: str | None = None) -> list[dict]:
+    """One row per task of the run: env steps and minutes to 0.5 and 0.9, final and mean
+    success, the task's share of the collected episodes, and the env steps until every
+    task but the distractor reached 0.5."""
+    records = read_records(run_dir(config, seed, distractor) / "metrics.jsonl")
+    success: dict[str, list[float]] = {}
+    for record in records:
         if record.get("event") == "eval":
-            rows.setdefault(record["task"], []).append(record)
-    return rows
-
-
-def summary(config: str, seed: int) -> list[dict]:
-    """One row per task of the run: thresholds, final success and mean success."""
-    rows = task_rows(run_dir(config, seed))
+            success.setdefault(record["task"], []).append(record["success_rate"])
     out = []
-    for task, evals in rows.items():
-        row: dict = {"config": config, "seed": seed, "task": task}
+    for task in summarize_tasks(records):
+        row: dict = {"config": config + (f"+{distractor}" if distractor else ""),
+                     "seed": seed, "task": task.task}
         for threshold in (0.5, 0.9):
-            hit = first_sustained(evals, threshold)
+            hit = task.reached[threshold]
             row[f"env_steps_to_{threshold}"] = hit["env_steps"] if hit else None
             row[f"minutes_to_{threshold}"] = round(hit["wall_time_s"] / 60, 1) if hit else None
-        row["final_success"] = evals[-1]["success_rate"]
-        row["mean_success"] = round(sum(e["success_rate"] for e in evals) / len(evals), 3)
-        row["final_env_steps"] = evals[-1]["env_steps"]
+        row["final_success"] = task.final_success
+        row["mean_success"] = round(sum(success[task.task]) / len(success[task.task]), 3)
+        row["collect_share"] = round(task.collect_share, 3)
         out.append(row)
-    reached = [r["env_steps_to_0.5"] for r in out]
+    reached = [r["env_steps_to_0.5"] for r in out if r["task"] != distractor]
     every = max(reached) if reached and None not in reached else None
     for row in out:
         row["env_steps_all_to_0.5"] = every
@@ -91,22 +94,28 @@ def main() -> None:
                         help="wall-clock budget of every run (a SIGINT stop, resumable)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="spec override for every run")
+    parser.add_argument("--distractor", default=None,
+                        help="a task the budget cannot learn, added to the spec's tasks")
     parser.add_argument("--reuse", action="store_true", help="summarize runs already made")
     args = parser.parse_args()
     configs = args.configs.split(",")
     if unknown := [c for c in configs if c not in CONFIGS]:
         parser.error(f"--configs: unknown {unknown}; expected names from {list(CONFIGS)}")
+    extra = []
+    if args.distractor:
+        tasks = load_spec(args.spec, args.overrides).tasks
+        extra = [f"tasks=[{', '.join([*tasks, args.distractor])}]"]
     rows = []
     for config in configs:
         for seed in args.seeds:
+            directory = run_dir(config, seed, args.distractor)
             if not args.reuse:
                 overrides = [f"seed={seed}",
                              f"metrics.signals_every_updates={SIGNALS_EVERY_UPDATES}",
-                             *CONFIGS[config], *args.overrides]
-                train(args.spec, run_dir(config, seed), [f"--set={o}" for o in overrides],
-                      args.minutes)
-                print(f"{config} seed {seed}: done", file=sys.stderr)
-            for row in summary(config, seed):
+                             *CONFIGS[config], *args.overrides, *extra]
+                train(args.spec, directory, [f"--set={o}" for o in overrides], args.minutes)
+                print(f"{directory.name}: done", file=sys.stderr)
+            for row in summary(config, seed, args.distractor):
                 print(json.dumps(row), flush=True)
                 rows.append(row)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -114,7 +123,8 @@ def main() -> None:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    plot_runs({config: [run_dir(config, seed) for seed in args.seeds] for config in configs},
+    plot_runs({config: [run_dir(config, seed, args.distractor) for seed in args.seeds]
+               for config in configs},
               OUT / "study.png", rows=("env_steps", "wall_clock", "collect_share", "weight"))
     print(f"table: {OUT / 'study.csv'}, curves: {OUT / 'study.png'}", file=sys.stderr)
 
