@@ -20,7 +20,17 @@ class UnreadableCheckpoint(ValueError):
 
 
 class DiskFull(OSError):
-    """A checkpoint could not be written for lack of space; the previous one is intact."""
+    """A file could not be written for lack of space (a checkpoint's previous one is
+    intact)."""
+
+
+def as_disk_full(error: BaseException, where: str) -> DiskFull | None:
+    """``error`` as a :class:`DiskFull` naming ``where`` when it is a lack of space."""
+    if isinstance(error, DiskFull):
+        return error
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(error.errno, f"{where}: no space left on device")
+    return None
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -42,8 +52,8 @@ def save_checkpoint(path: Path, state: dict) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFull(exc.errno, f"{path}: no space left on device") from None
+        if (full := as_disk_full(exc, str(path))) is not None:
+            raise full from None
         raise
 
 

@@ -68,8 +68,7 @@ class FetchStepper:
         self.wrapped = list(envs)
         self.envs = [env.unwrapped for env in envs]
         self._handles = [_FetchHandles(env) for env in self.envs]
-        low, high = self.envs[0].action_space.low, self.envs[0].action_space.high
-        self._low, self._high = low, high
+        self._low, self._high = self.envs[0].action_space.low, self.envs[0].action_space.high
         nv = self.envs[0].model.nv
         self._jacp, self._jacr = np.zeros((3, nv)), np.zeros((3, nv))
 
@@ -108,8 +107,8 @@ class FetchStepper:
         data = env.data
         finger = np.float32(0.0) if env.block_gripper else gripper
         for actuator, qpos_address in ids.actuators:
-            base = 0.0 if qpos_address < 0 else data.qpos[qpos_address]
-            data.ctrl[actuator] = float(finger) if qpos_address < 0 else base + float(finger)
+            value = float(finger)
+            data.ctrl[actuator] = value if qpos_address < 0 else data.qpos[qpos_address] + value
         for mocap, body in ids.welds:
             data.mocap_pos[mocap][:] = data.xpos[body]
             data.mocap_quat[mocap][:] = data.xquat[body]

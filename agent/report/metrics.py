@@ -7,12 +7,11 @@ Evaluation and end records use ``emit_reliable``, which waits for room instead.
 from __future__ import annotations
 
 import asyncio
-import errno
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from agent.checkpoint import DiskFull
+from agent.checkpoint import DiskFull, as_disk_full
 
 Record = dict[str, Any]
 
@@ -63,7 +62,8 @@ class MetricsPipeline:
             except Exception as exc:  # one broken sink must not stop the others or the run
                 self.sinks.remove(sink)
                 self.failed_sinks.append(type(sink).__name__)
-                full = _disk_full(exc, type(sink).__name__)
+                where = getattr(exc, "filename", None) or f"the {type(sink).__name__}'s files"
+                full = as_disk_full(exc, where)
                 if full is not None and self.on_disk_full is not None:
                     self.on_disk_full(full)
                     continue
@@ -80,13 +80,3 @@ class MetricsPipeline:
                 sink.close()
             except Exception as exc:
                 print(f"warning: closing {type(sink).__name__} failed: {exc!r}", file=sys.stderr)
-
-
-def _disk_full(error: BaseException, sink: str) -> DiskFull | None:
-    """``error`` as a :class:`DiskFull` naming the file (or the sink), if it is one."""
-    if isinstance(error, DiskFull):
-        return error
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        where = error.filename or f"the {sink}'s files"
-        return DiskFull(error.errno, f"{where}: no space left on device")
-    return None
