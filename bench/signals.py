@@ -10,7 +10,8 @@ pooled over every run and task, beside two success-based predictors for comparis
 (learnability p(1 - p) and the last |Δ success|, what the schedulers use), and draws
 ``bench/out/study/signals.png`` (each signal's level against the next gain, by task).
 
-    python -m bench.signals [RUN_DIR ...]     # default: every run under bench/out/study
+    python -m bench.signals [RUN_DIR ...]     # default: every run of the study, archived
+                                              # (bench/results/study) or under bench/out/study
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from agent.report.summary import read_records
+from bench.study import OUT as STUDY
+from bench.study import study_runs
 
-STUDY = Path("bench/out/study")
 SIGNALS = ("signals/td_abs", "signals/grad_norm", "signals/grad_cos", "losses/critic",
            "q/mean")
 
@@ -115,7 +117,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dirs", nargs="*", type=Path)
     args = parser.parse_args()
-    run_dirs = args.run_dirs or sorted(d for d in STUDY.glob("*_s*") if d.is_dir())
+    run_dirs = args.run_dirs or study_runs()
     rows = [row for d in run_dirs for row in windows(d)]
     if not rows:
         raise SystemExit("error: no evaluation windows in " + ", ".join(map(str, run_dirs)))

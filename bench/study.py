@@ -11,6 +11,12 @@ curve), plus the env steps until every task reached 0.5; and ``study.png``, the 
 (mean over seeds, min-max band) against env steps and wall-clock with each task's
 collection share and loss weight.
 
+Every run gets the same budget, :data:`ENV_STEPS` (about 64 minutes here). A finished run's
+records are kept, gzipped, in ``bench/results/study/`` (committed: the study spans sessions
+whose machines are gone) and a run kept there is not trained again; its records up to the
+study's budget are unpacked into ``bench/out/study/<run>/metrics.jsonl`` for the summaries,
+so a longer run (the main job's own budget) is read as if it had stopped there.
+
     python -m bench.study [--configs uniform,learnability] [--seeds 1] [--minutes 75]
                           [--spec specs/fetch_mt.yaml] [--distractor PandaStack-v3]
                           [--set KEY=VALUE ...] [--reuse]
@@ -31,10 +37,12 @@ from pathlib import Path
 
 from agent.report.plotting import plot_runs
 from agent.report.summary import read_records, summarize_tasks
-from bench.summarize import train
+from bench.summarize import kept_runs, train_kept, unpack
 from common.spec import load_spec
 
 OUT = Path("bench/out/study")
+ENV_STEPS = 2_550_000
+"""Every configuration's budget: 850k env steps per task, about 64 minutes on the 2-core box."""
 CONFIGS: dict[str, list[str]] = {
     "uniform": [],
     "learning_progress": ["scheduler.name=learning_progress"],
@@ -54,6 +62,14 @@ SIGNALS_EVERY_UPDATES = 100
 
 def run_dir(config: str, seed: int, distractor: str | None = None) -> Path:
     return OUT / f"{config}{'+' + distractor if distractor else ''}_s{seed}"
+
+
+def study_runs() -> list[Path]:
+    """Every kept run unpacked (up to the study's budget), beside the runs under
+    :data:`OUT` not yet kept."""
+    for directory in kept_runs(OUT):
+        unpack(directory, ENV_STEPS)
+    return sorted(d.parent for d in OUT.glob("*_s*/metrics.jsonl"))
 
 
 def summary(config: str, seed: int, distractor: str | None = None) -> list[dict]:
@@ -96,7 +112,8 @@ def main() -> None:
                         metavar="KEY=VALUE", help="spec override for every run")
     parser.add_argument("--distractor", default=None,
                         help="a task the budget cannot learn, added to the spec's tasks")
-    parser.add_argument("--reuse", action="store_true", help="summarize runs already made")
+    parser.add_argument("--reuse", action="store_true",
+                        help="summarize the runs made (and kept) without training")
     args = parser.parse_args()
     configs = args.configs.split(",")
     if unknown := [c for c in configs if c not in CONFIGS]:
@@ -105,16 +122,18 @@ def main() -> None:
     if args.distractor:
         tasks = load_spec(args.spec, args.overrides).tasks
         extra = [f"tasks=[{', '.join([*tasks, args.distractor])}]"]
+    study_runs()
     rows = []
     for config in configs:
         for seed in args.seeds:
             directory = run_dir(config, seed, args.distractor)
             if not args.reuse:
-                overrides = [f"seed={seed}",
+                overrides = [f"seed={seed}", f"budget.env_steps={ENV_STEPS}",
                              f"metrics.signals_every_updates={SIGNALS_EVERY_UPDATES}",
                              *CONFIGS[config], *args.overrides, *extra]
-                train(args.spec, directory, [f"--set={o}" for o in overrides], args.minutes)
-                print(f"{directory.name}: done", file=sys.stderr)
+                done = train_kept(args.spec, directory, [f"--set={o}" for o in overrides],
+                                  args.minutes, env_steps=ENV_STEPS)
+                print(f"{directory.name}: {'done' if done else 'stopped'}", file=sys.stderr)
             for row in summary(config, seed, args.distractor):
                 print(json.dumps(row), flush=True)
                 rows.append(row)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import shutil
 import signal
@@ -18,6 +19,11 @@ from agent.report.plotting import eval_curves
 from agent.report.summary import read_records
 
 QUIET = ["--set", "metrics.wandb.mode=disabled", "--set", "metrics.progress_bar=false"]
+RESULTS = Path("bench/results")
+"""Finished benchmark runs kept in the repository: ``bench/out/<bench>/<run>`` as
+``bench/results/<bench>/<run>.jsonl.gz`` (its metrics.jsonl) and, for a run others start
+from, ``<run>.pt`` (its last checkpoint). A benchmark so spans sessions whose machines are
+gone."""
 
 
 def train(spec: str, run_dir: Path, overrides: list[str], minutes: float | None = None) -> None:
@@ -48,6 +54,51 @@ def train(spec: str, run_dir: Path, overrides: list[str], minutes: float | None 
     if process.returncode != 0:
         raise SystemExit(f"error: {run_dir} exited {process.returncode}: "
                          f"{log.read_text()[-2000:]}")
+
+
+def kept(run_dir: Path, suffix: str = ".jsonl.gz") -> Path:
+    """Where the finished run of ``run_dir`` is kept (``.pt``: its checkpoint)."""
+    return RESULTS / run_dir.parent.name / f"{run_dir.name}{suffix}"
+
+
+def kept_runs(out: Path) -> list[Path]:
+    """The run directories under ``out`` (a ``bench/out/<bench>``) of its kept runs."""
+    return sorted(out / path.name.removesuffix(".jsonl.gz")
+                  for path in (RESULTS / out.name).glob("*.jsonl.gz"))
+
+
+def keep(run_dir: Path, checkpoint: bool = False) -> None:
+    """Keep a finished run's records (and its last checkpoint) under :data:`RESULTS`."""
+    kept(run_dir).parent.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "metrics.jsonl", "rb") as source, \
+            gzip.open(kept(run_dir), "wb") as target:
+        shutil.copyfileobj(source, target)
+    if checkpoint:
+        shutil.copyfile(run_dir / "checkpoints" / LATEST, kept(run_dir, ".pt"))
+
+
+def unpack(run_dir: Path, env_steps: int | None = None) -> None:
+    """Write the kept run's records (up to ``env_steps``) as ``run_dir``/metrics.jsonl."""
+    with gzip.open(kept(run_dir), "rt") as source:
+        lines = [line for line in source
+                 if env_steps is None or json.loads(line).get("env_steps", 0) <= env_steps]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.jsonl").write_text("".join(lines))
+
+
+def train_kept(spec: str, run_dir: Path, overrides: list[str], minutes: float | None = None,
+               *, env_steps: int | None = None, checkpoint: bool = False) -> bool:
+    """:func:`train` for a benchmark that spans sessions: a kept run is unpacked (up to
+    ``env_steps``) rather than trained again, and a run that finishes here is kept (with
+    its checkpoint if ``checkpoint``). Returns whether the run is finished."""
+    if kept(run_dir).exists():
+        unpack(run_dir, env_steps)
+        return True
+    train(spec, run_dir, overrides, minutes)
+    if finished(run_dir):
+        keep(run_dir, checkpoint)
+        return True
+    return False
 
 
 def finished(run_dir: Path) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import signals, study
+from bench import signals, study, summarize
 
 
 def write_run(directory: Path, success: dict[str, list[float]],
@@ -53,3 +53,28 @@ def test_a_signal_that_foretells_the_gain_ranks_with_it(tmp_path: Path) -> None:
     by_name = {c["predictor"]: c for c in signals.correlations(rows)}
     assert by_name["signals/td_abs level"]["spearman"] == pytest.approx(1.0)
     assert by_name["signals/grad_norm level"]["n"] == 0  # not recorded in this run
+
+
+def test_a_kept_run_is_read_to_the_study_budget_and_not_trained_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(study, "OUT", tmp_path / "out" / "study")
+    monkeypatch.setattr(summarize, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(study, "ENV_STEPS", 300)
+    longer = tmp_path / "study" / "uniform_s2"  # a run of another session's machine
+    write_run(longer, {"Push": [0.1, 0.6, 0.7, 0.95, 1.0]}, {"Push": [1.0] * 5})
+    summarize.keep(longer)
+    assert (tmp_path / "results" / "study" / "uniform_s2.jsonl.gz").exists()
+
+    assert study.study_runs() == [tmp_path / "out" / "study" / "uniform_s2"]
+    rows = study.summary("uniform", 2)
+    assert rows[0]["final_success"] == 0.7  # the evaluation at 300 env steps, not 500's 1.0
+    assert rows[0]["env_steps_to_0.9"] is None
+
+    def train(*args: object) -> None:
+        raise AssertionError("a kept run was trained again")
+
+    monkeypatch.setattr(summarize, "train", train)
+    monkeypatch.setattr("sys.argv", ["study", "--configs", "uniform", "--seeds", "2"])
+    study.main()
+    assert (tmp_path / "out" / "study" / "study.csv").read_text().count("uniform") == 1
