@@ -36,8 +36,7 @@ import sys
 from pathlib import Path
 
 from agent.report.plotting import plot_runs
-from agent.report.summary import read_records, summarize_tasks
-from bench.summarize import kept_runs, train_kept, unpack
+from bench.summarize import kept_runs, task_rows, train_kept, unpack
 from common.spec import load_spec
 
 OUT = Path("bench/out/study")
@@ -73,26 +72,11 @@ def study_runs() -> list[Path]:
 
 
 def summary(config: str, seed: int, distractor: str | None = None) -> list[dict]:
-    """One row per task of the run: env steps and minutes to 0.5 and 0.9, final and mean
-    success, the task's share of the collected episodes, and the env steps until every
-    task but the distractor reached 0.5."""
-    records = read_records(run_dir(config, seed, distractor) / "metrics.jsonl")
-    success: dict[str, list[float]] = {}
-    for record in records:
-        if record.get("event") == "eval":
-            success.setdefault(record["task"], []).append(record["success_rate"])
-    out = []
-    for task in summarize_tasks(records):
-        row: dict = {"config": config + (f"+{distractor}" if distractor else ""),
-                     "seed": seed, "task": task.task}
-        for threshold in (0.5, 0.9):
-            hit = task.reached[threshold]
-            row[f"env_steps_to_{threshold}"] = hit["env_steps"] if hit else None
-            row[f"minutes_to_{threshold}"] = round(hit["wall_time_s"] / 60, 1) if hit else None
-        row["final_success"] = task.final_success
-        row["mean_success"] = round(sum(success[task.task]) / len(success[task.task]), 3)
-        row["collect_share"] = round(task.collect_share, 3)
-        out.append(row)
+    """One row per task of the run (:func:`bench.summarize.task_rows`), with the env steps
+    until every task but the distractor reached 0.5."""
+    name = config + (f"+{distractor}" if distractor else "")
+    out = [{"config": name, "seed": seed, **row}
+           for row in task_rows(run_dir(config, seed, distractor))]
     reached = [r["env_steps_to_0.5"] for r in out if r["task"] != distractor]
     every = max(reached) if reached and None not in reached else None
     for row in out:

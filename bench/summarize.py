@@ -16,7 +16,7 @@ from pathlib import Path
 
 from agent.checkpoint import LATEST
 from agent.report.plotting import eval_curves
-from agent.report.summary import read_records
+from agent.report.summary import THRESHOLDS, read_records, summarize_tasks
 
 QUIET = ["--set", "metrics.wandb.mode=disabled", "--set", "metrics.progress_bar=false"]
 RESULTS = Path("bench/results")
@@ -130,6 +130,27 @@ def plot_per_task(
             ax.legend(loc="upper left", fontsize="small")
     fig.tight_layout()
     fig.savefig(png, dpi=90)
+
+
+def task_rows(run_dir: Path) -> list[dict]:
+    """One row per task of a run: env steps and minutes to 0.5 and 0.9 (first sustained),
+    final success, mean success over the run's evaluations (the area under the curve) and
+    the task's share of the collected episodes."""
+    records = read_records(run_dir / "metrics.jsonl")
+    rows = []
+    for task in summarize_tasks(records):
+        row: dict = {"task": task.task}
+        for threshold in THRESHOLDS:
+            hit = task.reached[threshold]
+            row[f"env_steps_to_{threshold}"] = hit["env_steps"] if hit else None
+            row[f"minutes_to_{threshold}"] = round(hit["wall_time_s"] / 60, 1) if hit else None
+        success = [r["success_rate"] for r in records
+                   if r.get("event") == "eval" and r["task"] == task.task]
+        row["final_success"] = task.final_success
+        row["mean_success"] = round(sum(success) / len(success), 3)
+        row["collect_share"] = round(task.collect_share, 3)
+        rows.append(row)
+    return rows
 
 
 def first_crossing(run_dir: Path, task: str, threshold: float) -> dict | None:

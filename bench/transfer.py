@@ -1,66 +1,98 @@
-"""Forward transfer: env steps to a success threshold on a target task, from scratch against
-starting from a source task's checkpoint (fine-tuning all weights, or adapters only).
+"""Forward transfer: does a learned source task make a target task learn faster?
 
-Trains the source task once per seed, then per seed: the target from scratch, fine-tuned
-(``transfer.lr_multiplier``), and with ``model.arch=lora`` adapters only
-(``model.freeze=shared``; the source is trained with ``lora`` too, so the adapters have a
-backbone to sit on). Prints steps-to-threshold per variant and seed.
+Per seed, the source task is trained once per architecture it is reused with (``onehot``
+for fine-tuning, ``lora`` for adapters), then the target task three ways:
 
-    python bench/transfer.py [--source FetchPush-v4] [--target FetchPickAndPlace-v4]
-        [--source-budget 1000000] [--budget 1000000] [--seeds 3] [--set KEY=VALUE ...]
+- ``scratch``: no source;
+- ``finetune``: every weight from the source's checkpoint, at ``transfer.lr_multiplier``;
+- ``adapters``: the ``lora`` source's backbone frozen (``model.freeze=shared``), only the
+  target's adapters and heads trained.
+
+Prints and writes ``bench/out/transfer/<name>.csv``, per variant and seed: the target's env
+steps and minutes to 0.5 and 0.9, final and mean success; and ``<name>.png``, the curves.
+Finished runs are kept in ``bench/results/transfer/`` (the sources with their checkpoints)
+and not trained again, so the benchmark spans sessions.
+
+    python -m bench.transfer [--spec specs/fetch_push.yaml] [--source FetchPush-v4]
+        [--target FetchPickAndPlace-v4] [--source-budget 500000] [--budget 1000000]
+        [--seeds 1 2] [--minutes 45] [--name push_to_pickandplace] [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import sys
 from pathlib import Path
 
-from bench.summarize import summarize, train
+from agent.report.plotting import plot_runs
+from bench.summarize import kept, task_rows, train_kept
 
-OUT = Path("bench/out")
+OUT = Path("bench/out/transfer")
+VARIANTS: dict[str, tuple[list[str], str | None]] = {
+    "scratch": ([], None),
+    "finetune": ([], "onehot"),
+    "adapters": (["model.arch=lora", "model.freeze=shared"], "lora"),
+}
+"""Each variant's overrides of the target's spec and the source architecture it starts from."""
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", default="specs/fetch_push.yaml")
     parser.add_argument("--source", default="FetchPush-v4")
     parser.add_argument("--target", default="FetchPickAndPlace-v4")
-    parser.add_argument("--source-budget", type=int, default=1_000_000)
+    parser.add_argument("--source-budget", type=int, default=500_000)
     parser.add_argument("--budget", type=int, default=1_000_000)
     parser.add_argument("--eval-every", type=int, default=25_000)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--threshold", type=float, default=0.9)
-    parser.add_argument("--lr-multiplier", type=float, default=0.5)
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--name", default="transfer")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--lr-multiplier", type=float, default=0.5,
+                        help="transfer.lr_multiplier of the fine-tuned target")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="wall-clock limit of every run (a SIGINT stop, resumable)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="spec override for every run")
+    parser.add_argument("--name", default="push_to_pickandplace")
     args = parser.parse_args()
-    extra = [f"--set={o}" for o in args.overrides]
-    target = [f"--set=tasks=[{args.target}]", f"--set=budget.env_steps={args.budget}",
-              f"--set=eval.every_env_steps={args.eval_every}", *extra]
-    variants = {
-        "scratch": ([], None),
-        "finetune": ([f"--set=transfer.lr_multiplier={args.lr_multiplier}"], "onehot"),
-        "adapters": (["--set=model.arch=lora", "--set=model.freeze=shared"], "lora"),
-    }
-    results: dict[str, list] = {name: [] for name in variants}
-    for seed in range(args.seeds):
-        sources = {}
-        for arch in ("onehot", "lora"):
-            sources[arch] = OUT / f"{args.name}_source_{arch}_s{seed}"
-            train(args.spec, sources[arch], [
-                f"--set=tasks=[{args.source}]", f"--set=budget.env_steps={args.source_budget}",
-                f"--set=eval.every_env_steps={args.eval_every}", f"--set=model.arch={arch}",
-                f"--set=seed={seed}", *extra])
-        for name, (overrides, arch) in variants.items():
-            run_dir = OUT / f"{args.name}_{name}_s{seed}"
-            start = ([f"--set=transfer.from_checkpoint={sources[arch]}/checkpoints/latest.pt"]
-                     if arch else [])
-            train(args.spec, run_dir, [*target, *overrides, *start, f"--set=seed={seed}"])
-            results[name].append(
-                summarize(run_dir, args.threshold)[args.target]["env_steps_to_threshold"])
-    print(json.dumps({"source": args.source, "target": args.target,
-                      "threshold": args.threshold, "env_steps_to_threshold": results}))
+
+    def run(directory: Path, overrides: list[str], checkpoint: bool = False) -> bool:
+        every = [f"eval.every_env_steps={args.eval_every}", *args.overrides, *overrides]
+        done = train_kept(args.spec, directory, [f"--set={o}" for o in every], args.minutes,
+                          checkpoint=checkpoint)
+        print(f"{directory.name}: {'done' if done else 'stopped'}", file=sys.stderr)
+        return done
+
+    rows = []
+    for seed in args.seeds:
+        sources = {arch: OUT / f"{args.name}_source_{arch}_s{seed}" for arch in ("onehot", "lora")}
+        ready = {arch: run(directory, [f"tasks=[{args.source}]", f"seed={seed}",
+                                       f"budget.env_steps={args.source_budget}",
+                                       f"model.arch={arch}"], checkpoint=True)
+                 for arch, directory in sources.items()}
+        for variant, (overrides, arch) in VARIANTS.items():
+            if arch and not ready[arch]:
+                continue  # its source was stopped: a later call resumes it first
+            start = [f"transfer.from_checkpoint={kept(sources[arch], '.pt')}"] if arch else []
+            if variant == "finetune":
+                start.append(f"transfer.lr_multiplier={args.lr_multiplier}")
+            directory = OUT / f"{args.name}_{variant}_s{seed}"
+            run(directory, [f"tasks=[{args.target}]", f"seed={seed}",
+                            f"budget.env_steps={args.budget}", *overrides, *start])
+            for row in task_rows(directory):
+                rows.append({"variant": variant, "seed": seed, **row})
+                print(json.dumps(rows[-1]), flush=True)
+    if not rows:
+        raise SystemExit("error: no target run has evaluations yet")
+    with open(OUT / f"{args.name}.csv", "w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    plot_runs({variant: [OUT / f"{args.name}_{variant}_s{seed}" for seed in args.seeds]
+               for variant in VARIANTS}, OUT / f"{args.name}.png",
+              rows=("env_steps", "wall_clock"))
+    print(f"table: {OUT / args.name}.csv, curves: {OUT / args.name}.png", file=sys.stderr)
 
 
 if __name__ == "__main__":

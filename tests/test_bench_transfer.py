@@ -1,0 +1,58 @@
+"""The transfer benchmark's plan: sources kept with their checkpoints, each target variant
+started from the right one, a stopped source holding its targets back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import summarize, transfer
+
+
+def fake_train(calls: dict[str, list[str]], stop: set[str]):
+    """A ``train`` that records each run's overrides and writes a finished run (success
+    0.2 then 0.6) with a checkpoint, or a stopped one for the names in ``stop``."""
+
+    def train(spec: str, run_dir: Path, overrides: list[str], minutes: float | None) -> None:
+        calls[run_dir.name] = [o.removeprefix("--set=") for o in overrides]
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (run_dir / "checkpoints" / "latest.pt").write_bytes(b"weights of " + run_dir.name.encode())
+        task = next(o for o in calls[run_dir.name] if o.startswith("tasks="))[7:-1]
+        lines = [{"event": "eval", "task": task, "env_steps": 100 * k, "wall_time_s": 60.0 * k,
+                  "success_rate": value} for k, value in ((1, 0.2), (2, 0.6))]
+        lines.append({"event": "end", "stopped": run_dir.name in stop})
+        (run_dir / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+    return train
+
+
+def test_targets_start_from_their_kept_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transfer, "OUT", tmp_path / "out" / "transfer")
+    monkeypatch.setattr(summarize, "RESULTS", tmp_path / "results")
+    calls: dict[str, list[str]] = {}
+    monkeypatch.setattr(summarize, "train", fake_train(calls, stop={"t_source_lora_s1"}))
+    monkeypatch.setattr("sys.argv", ["transfer", "--seeds", "1", "--name", "t"])
+    transfer.main()
+
+    kept = tmp_path / "results" / "transfer"
+    assert (kept / "t_source_onehot_s1.pt").read_bytes() == b"weights of t_source_onehot_s1"
+    assert "tasks=[FetchPush-v4]" in calls["t_source_onehot_s1"]
+    finetune = calls["t_finetune_s1"]
+    assert f"transfer.from_checkpoint={kept / 't_source_onehot_s1.pt'}" in finetune
+    assert "tasks=[FetchPickAndPlace-v4]" in finetune and "transfer.lr_multiplier=0.5" in finetune
+    assert not any(o.startswith("transfer.") for o in calls["t_scratch_s1"])
+    assert "t_adapters_s1" not in calls  # its lora source was stopped
+    rows = (tmp_path / "out" / "transfer" / "t.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[1].startswith("scratch,1,FetchPickAndPlace-v4,200,2.0")
+
+    calls.clear()  # a later session: finished runs are kept, the stopped source resumes
+    monkeypatch.setattr(summarize, "train", fake_train(calls, stop=set()))
+    transfer.main()
+    assert set(calls) == {"t_source_lora_s1", "t_adapters_s1"}
+    adapters = calls["t_adapters_s1"]
+    assert "model.freeze=shared" in adapters
+    assert f"transfer.from_checkpoint={kept / 't_source_lora_s1.pt'}" in adapters
