@@ -7,7 +7,9 @@ resumed), with per-task learning signals recorded (``metrics.signals_every_updat
 Then prints and writes ``bench/out/study/study.csv``, per configuration, seed and task:
 env steps and minutes to 0.5 and 0.9 (the first of two evaluations in a row at or above
 it), final success and the mean success over the run's evaluations (the area under the
-curve), plus the env steps until every task reached 0.5; and ``study.png``, the curves
+curve), plus the env steps until every task reached 0.5; ``study.md``, the same per
+configuration and task over seeds (each seed's env steps, the mean and range of success:
+the table docs/multitask.md shows); and ``study.png``, the curves
 (mean over seeds, min-max band) against env steps and wall-clock with each task's
 collection share and loss weight.
 
@@ -84,6 +86,35 @@ def summary(config: str, seed: int, distractor: str | None = None) -> list[dict]
     return out
 
 
+def _steps(values: list[int | None]) -> str:
+    return " / ".join("—" if v is None else f"{v / 1e6:.2f}M" for v in values)
+
+
+def _spread(values: list[float]) -> str:
+    mean = f"{sum(values) / len(values):.2f}"
+    return mean if len(values) == 1 else f"{mean} ({min(values):.2f}–{max(values):.2f})"
+
+
+def table(rows: list[dict]) -> str:
+    """The study's markdown table: per configuration and task, each seed's env steps to 0.5
+    and 0.9 (— where never reached) and until every task reached 0.5, and the mean (min–max
+    over seeds) of final and mean success."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["config"], row["task"]), []).append(row)
+    lines = ["| configuration | task | seeds | env steps to 0.5 | to 0.9 | every task to 0.5 "
+             "| final success | mean success |", "|---|---|---|---|---|---|---|---|"]
+    for (config, task), runs in groups.items():
+        lines.append(
+            f"| {config} | {task} | {', '.join(str(r['seed']) for r in runs)} "
+            f"| {_steps([r['env_steps_to_0.5'] for r in runs])} "
+            f"| {_steps([r['env_steps_to_0.9'] for r in runs])} "
+            f"| {_steps([r['env_steps_all_to_0.5'] for r in runs])} "
+            f"| {_spread([r['final_success'] for r in runs])} "
+            f"| {_spread([r['mean_success'] for r in runs])} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -121,15 +152,20 @@ def main() -> None:
             for row in summary(config, seed, args.distractor):
                 print(json.dumps(row), flush=True)
                 rows.append(row)
+    if not rows:
+        raise SystemExit(f"error: no evaluations yet in the runs of {configs}, seeds "
+                         f"{args.seeds} under {OUT}")
     OUT.mkdir(parents=True, exist_ok=True)
     with open(OUT / "study.csv", "w", newline="") as out:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    (OUT / "study.md").write_text(table(rows))
     plot_runs({config: [run_dir(config, seed, args.distractor) for seed in args.seeds]
                for config in configs},
               OUT / "study.png", rows=("env_steps", "wall_clock", "collect_share", "weight"))
-    print(f"table: {OUT / 'study.csv'}, curves: {OUT / 'study.png'}", file=sys.stderr)
+    print(f"tables: {OUT / 'study.csv'}, {OUT / 'study.md'}; curves: {OUT / 'study.png'}",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -78,3 +78,14 @@ def test_a_kept_run_is_read_to_the_study_budget_and_not_trained_again(
     monkeypatch.setattr("sys.argv", ["study", "--configs", "uniform", "--seeds", "2"])
     study.main()
     assert (tmp_path / "out" / "study" / "study.csv").read_text().count("uniform") == 1
+
+
+def test_the_table_gives_each_seed_and_the_spread() -> None:
+    row = {"config": "uniform", "task": "Push", "env_steps_to_0.5": 200_000,
+           "env_steps_to_0.9": None, "env_steps_all_to_0.5": 1_150_000,
+           "final_success": 0.9, "mean_success": 0.6}
+    rows = [{**row, "seed": 2}, {**row, "seed": 3, "env_steps_to_0.9": 750_000,
+                                 "final_success": 1.0, "mean_success": 0.7}]
+    line = study.table(rows).splitlines()[2]
+    assert line == ("| uniform | Push | 2, 3 | 0.20M / 0.20M | — / 0.75M | 1.15M / 1.15M "
+                    "| 0.95 (0.90–1.00) | 0.65 (0.60–0.70) |")
