@@ -101,8 +101,10 @@ class EpisodeStepper(Protocol):
     caller keeps the time limit). Observations come as a dict of batched arrays
     (``observation``, ``achieved_goal``, ``desired_goal``)."""
 
-    def reset(self, seeds: Sequence[int]) -> dict[str, np.ndarray]:
-        """Each env reset with its seed."""
+    def reset(self, seeds: Sequence[int], grasped: Sequence[bool] | None = None
+              ) -> dict[str, np.ndarray]:
+        """Each env reset with its seed; those flagged in ``grasped`` start with the object
+        held (Fetch tasks of :attr:`FetchFamily.GRASPABLE` only)."""
         ...
 
     def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -119,7 +121,10 @@ class VectorStepper:
     def __init__(self, env: gym.vector.VectorEnv) -> None:
         self.env = env
 
-    def reset(self, seeds: Sequence[int]) -> dict[str, np.ndarray]:
+    def reset(self, seeds: Sequence[int], grasped: Sequence[bool] | None = None
+              ) -> dict[str, np.ndarray]:
+        if grasped is not None and any(grasped):
+            raise ValueError("a grasped start needs a Fetch object task's stepper")
         return self.env.reset(seed=list(seeds))[0]
 
     def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -212,6 +217,8 @@ class FetchFamily(GoalEnvFamily):
         for name in ("Reach", "Push", "PickAndPlace", "Slide")
         for dense in ("", "Dense")
     )
+    GRASPABLE = ("FetchPickAndPlace-v4", "FetchPickAndPlaceDense-v4")
+    """Tasks whose episodes can start with the object grasped (``collect.grasped_start_share``)."""
 
     def register(self) -> None:
         _register_robotics()

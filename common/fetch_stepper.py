@@ -9,6 +9,11 @@ env's own ``reset``: goal and object sampling stay gymnasium-robotics' code.
 
 Only what an episode needs is computed: the reward is left to HER's relabelling, and the
 time limit is kept by the caller, which always steps whole episodes.
+
+``reset`` can also start an episode with the object held between the fingers (Fetch tasks
+with an object and a gripper: PickAndPlace), the exploration aid of the HER paper
+(Andrychowicz et al. 2017, pick-and-place: half the training episodes start with the box
+grasped): the goal stays the env's own.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ POSITION_SCALE = 0.05
 """``MujocoFetchEnv._set_action``'s largest gripper displacement per step."""
 GRIPPER_ROTATION = np.array([1.0, 0.0, 1.0, 0.0])
 """The fixed end-effector quaternion delta ``_set_action`` adds to the mocap every step."""
+GRASP_OPENING = 0.0255
+"""Each finger's joint position in a grasped start: just over the cube's half width
+(0.025), so the first closing action squeezes it."""
 
 
 class _FetchHandles:
@@ -34,6 +42,10 @@ class _FetchHandles:
         site = mujoco.mjtObj.mjOBJ_SITE
         self.grip = mujoco.mj_name2id(model, site, "robot0:grip")
         self.object = mujoco.mj_name2id(model, site, "object0") if env.has_object else -1
+        joint = (mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, "object0:joint")
+                 if env.has_object else -1)
+        self.object_qpos = model.jnt_qposadr[joint] if joint >= 0 else -1
+        self.object_qvel = model.jnt_dofadr[joint] if joint >= 0 else -1
         robot_joints = [i for i in range(model.njnt)
                         if mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, i)
                         .startswith("robot")]
@@ -72,11 +84,34 @@ class FetchStepper:
         nv = self.envs[0].model.nv
         self._jacp, self._jacr = np.zeros((3, nv)), np.zeros((3, nv))
 
-    def reset(self, seeds: Sequence[int]) -> dict[str, np.ndarray]:
-        """Each env reset with its seed (the env's own reset: goal and object sampling)."""
+    def reset(self, seeds: Sequence[int], grasped: Sequence[bool] | None = None
+              ) -> dict[str, np.ndarray]:
+        """Each env reset with its seed (the env's own reset: goal and object sampling);
+        the envs flagged in ``grasped`` then hold the object between their fingers."""
         obs = [env.reset(seed=int(seed))[0] for env, seed in zip(self.wrapped, seeds,
                                                                   strict=True)]
+        for i, grasp in enumerate(grasped if grasped is not None else []):
+            if grasp:
+                env, ids = self.envs[i], self._handles[i]
+                self._grasp(env, ids)
+                observation, achieved = self._observe(env, ids)
+                obs[i] = {"observation": observation, "achieved_goal": achieved,
+                          "desired_goal": env.goal.copy()}
         return {key: np.stack([o[key] for o in obs]) for key in obs[0]}
+
+    @staticmethod
+    def _grasp(env: gym.Env, ids: _FetchHandles) -> None:
+        """Put the object, at rest and upright, between the open fingers at the grip."""
+        if ids.object_qpos < 0 or env.block_gripper:
+            raise ValueError(f"{env.spec.id}: a grasped start needs an object and a gripper "
+                             "(FetchPickAndPlace)")
+        data = env.data
+        data.qpos[ids.finger_qpos] = GRASP_OPENING
+        data.qvel[ids.finger_qvel] = 0.0
+        data.qpos[ids.object_qpos:ids.object_qpos + 3] = data.site_xpos[ids.grip]
+        data.qpos[ids.object_qpos + 3:ids.object_qpos + 7] = (1.0, 0.0, 0.0, 0.0)
+        data.qvel[ids.object_qvel:ids.object_qvel + 6] = 0.0
+        mujoco.mj_forward(env.model, env.data)
 
     def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """One step of every env: the batched observation dict and ``is_success`` (float32)."""

@@ -55,6 +55,10 @@ class Collect(_Section):
     """Gaussian exploration noise, as a fraction of the action range."""
     random_eps: Probability = 0.3
     """Probability of a uniformly random action at each step."""
+    grasped_start_share: dict[str, Probability] = {}
+    """Per task name: share of exploring training episodes that start with the object
+    already between the fingers (the HER paper's pick-and-place aid; FetchPickAndPlace
+    only). Evaluation and noise-free episodes always start as the env does."""
     weights_every_updates: PositiveInt = 50
     """Observers get a fresh copy of the policy every this many learner updates (K)."""
     episode_queue_size: PositiveInt = 64
@@ -334,6 +338,15 @@ class Spec(_Section):
         if isinstance(shares, dict) and (unknown := sorted(set(shares) - set(self.tasks))):
             raise ValueError(f"replay.moved_goal_share names {unknown}, not in tasks "
                              f"{self.tasks}")
+        if unknown := sorted(set(self.collect.grasped_start_share) - set(self.tasks)):
+            raise ValueError(f"collect.grasped_start_share names {unknown}, not in tasks "
+                             f"{self.tasks}")
+        from common.envs import FetchFamily
+
+        if ungraspable := sorted(set(self.collect.grasped_start_share)
+                                 - set(FetchFamily.GRASPABLE)):
+            raise ValueError(f"collect.grasped_start_share names {ungraspable}: only "
+                             f"{', '.join(FetchFamily.GRASPABLE)} can start grasped")
         if self.meta.update != "none" and self.weighting.name == "pcgrad":
             raise ValueError("weighting.name pcgrad: a meta-update's inner steps see one task "
                              "at a time, nothing to project (use mean with meta.update)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -42,9 +42,12 @@ class Rollout:
         num_envs: int,
         noise_std: float,
         random_eps: float,
+        grasped_start_share: Mapping[str, float] | None = None,
     ) -> None:
         self.tasks, self.shapes, self.policy = list(tasks), list(shapes), policy
         self.num_envs, self.noise_std, self.random_eps = num_envs, noise_std, random_eps
+        self.grasped_start_share = dict(grasped_start_share or {})
+        """Per task: share of exploring episodes that start with the object grasped."""
         self._envs: dict[tuple[str, int], EpisodeStepper] = {}
 
     def _stepper(self, task: str, width: int) -> EpisodeStepper:
@@ -75,7 +78,9 @@ class Rollout:
         index = self.tasks.index(task)
         horizon = self.shapes[index].horizon
         env = self._stepper(task, width)
-        obs = env.reset(episode_seeds(rng, width, width))
+        seeds = episode_seeds(rng, width, width)
+        share = self.grasped_start_share.get(task, 0.0) if exploring else 0.0
+        obs = env.reset(seeds, rng.random(width) < share) if share > 0 else env.reset(seeds)
         observations, achieved = [obs["observation"]], [obs["achieved_goal"]]
         desired, actions = [], []
         success = np.zeros(width)

@@ -40,6 +40,7 @@ class ObserverService:
             spec.collect.envs_per_observer,
             spec.collect.noise_std,
             spec.collect.random_eps,
+            spec.collect.grasped_start_share,
         )
         self._orders: queue.Queue[tuple[Order, torch.futures.Future] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name=f"{name}-collect", daemon=True)

@@ -58,3 +58,36 @@ def test_stepper_reports_success_when_the_goal_is_reached() -> None:
         obs, success = stepper.step(action.astype(np.float32))
     stepper.close()
     assert success[0] == 1.0
+
+
+def test_a_grasped_start_holds_the_object_as_the_gripper_lifts_and_drops_it_when_opened(
+) -> None:
+    task = "FetchPickAndPlace-v4"
+    stepper = FetchFamily().make_stepper(task, 2)
+    plain = FetchFamily().make_stepper(task, 1)
+    obs = stepper.reset([5, 6], grasped=[True, False])
+    reference = plain.reset([5])
+    # the goal and the untouched env are the env's own; the object sits at the grip
+    assert np.array_equal(obs["desired_goal"][0], reference["desired_goal"][0])
+    assert np.array_equal(obs["observation"][1], FetchFamily().make_stepper(task, 1)
+                          .reset([6])["observation"][0])
+    grip, held = obs["observation"][0, :3], obs["achieved_goal"][0]
+    assert np.linalg.norm(held - grip) < 1e-6 and held[2] > reference["achieved_goal"][0, 2] + 0.05
+    up_closed = np.tile(np.float32([0.0, 0.0, 1.0, -1.0]), (2, 1))
+    for _ in range(10):
+        obs, _ = stepper.step(up_closed)
+    lifted = obs["achieved_goal"][0]
+    assert lifted[2] > held[2] + 0.2  # carried up with the gripper
+    assert np.linalg.norm(lifted - obs["observation"][0, :3]) < 0.03
+    for _ in range(15):
+        obs, _ = stepper.step(np.tile(np.float32([0.0, 0.0, 0.0, 1.0]), (2, 1)))
+    assert obs["achieved_goal"][0, 2] < lifted[2] - 0.2  # opened: it falls
+    stepper.close()
+    plain.close()
+
+
+def test_only_an_object_task_can_start_grasped() -> None:
+    stepper = FetchFamily().make_stepper("FetchPush-v4", 1)  # the gripper is blocked
+    with pytest.raises(ValueError, match="FetchPush-v4: a grasped start needs"):
+        stepper.reset([1], grasped=[True])
+    stepper.close()

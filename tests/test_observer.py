@@ -87,3 +87,19 @@ def test_exploration_adds_bounded_noise_and_some_uniform_rows() -> None:
     mixed = explore(base, rng, noise_std=0.0, random_eps=0.3)
     random_rows = np.any(mixed != 0, axis=1).mean()
     assert abs(random_rows - 0.3) < 0.02
+
+
+def test_grasped_starts_are_drawn_for_exploring_pick_and_place_episodes_only() -> None:
+    spec = validate_spec({"tasks": ["FetchPickAndPlace-v4"], "budget": {"env_steps": 100},
+                          "collect": {"grasped_start_share": {"FetchPickAndPlace-v4": 1.0}}},
+                         "test")
+    service = ObserverService(spec, "observer-0")
+    try:
+        def first_gap(explore: bool) -> np.ndarray:
+            batch = service.run(Order(0, [("FetchPickAndPlace-v4", 2)], explore, 3)).batches[0]
+            return np.linalg.norm(batch.obs[:, 0, 3:6] - batch.obs[:, 0, :3], axis=-1)
+
+        assert (first_gap(True) < 1e-5).all()  # every exploring episode starts grasped
+        assert (first_gap(False) > 0.05).all()  # noise-free ones (and evaluations) never do
+    finally:
+        service.close()

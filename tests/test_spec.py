@@ -192,3 +192,14 @@ def test_a_moved_goal_share_for_a_task_not_trained_exits_2(
     assert main(["--spec", str(path)]) == 2
     err = capsys.readouterr().err
     assert "replay.moved_goal_share names ['FetchSlide-v4']" in err and str(path) in err
+
+
+def test_a_grasped_start_for_a_task_without_a_gripped_object_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path = write(tmp_path, "tasks: [FetchPush-v4]\nbudget: {env_steps: 10}\n"
+                           "collect: {grasped_start_share: {FetchPush-v4: 0.5}}\n")
+    assert main(["--spec", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "collect.grasped_start_share names ['FetchPush-v4']: only" in err
+    assert str(path) in err
