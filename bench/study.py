@@ -56,6 +56,7 @@ CONFIGS: dict[str, list[str]] = {
     "famo": ["weighting.name=famo"],
     "pcgrad": ["weighting.name=pcgrad"],
     "reptile": ["meta.update=reptile"],
+    "no_grasped_start": ["collect.grasped_start_share={}"],
 }
 """Each configuration's overrides of the spec."""
 SIGNALS_EVERY_UPDATES = 100
