@@ -4,7 +4,8 @@ value (its level, or its change) predict its success gain over the next evaluati
 Reads runs that recorded per-task signals (``metrics.signals_every_updates``; every run of
 ``python -m bench.study`` does). For every task and every evaluation k of a run, a signal's
 *level* is its mean over the train records between evaluations k-1 and k, its *change* is
-that level minus the one of the window before, and the *gain* is success(k+1) - success(k).
+that level minus the one of the window before, and the *gain* is success(k+a) - success(k)
+(``--ahead a`` windows, 1 by default; a longer gain averages out evaluation noise).
 Prints the Spearman rank correlation of each signal's level and change with the gain,
 pooled over every run and task, beside two success-based predictors for comparison
 (learnability p(1 - p) and the last |Δ success|, what the schedulers use), and draws
@@ -32,9 +33,9 @@ SIGNALS = ("signals/td_abs", "signals/grad_norm", "signals/grad_cos", "losses/cr
            "q/mean")
 
 
-def windows(run_dir: Path) -> list[dict]:
-    """One row per task and evaluation window with a next one: each signal's level and
-    change, the success-based predictors, and the next gain."""
+def windows(run_dir: Path, ahead: int = 1) -> list[dict]:
+    """One row per task and evaluation window with one ``ahead`` windows later: each
+    signal's level and change, the success-based predictors, and the gain until then."""
     records = read_records(run_dir / "metrics.jsonl")
     evals: dict[str, list[dict]] = defaultdict(list)
     for record in records:
@@ -50,10 +51,10 @@ def windows(run_dir: Path) -> list[dict]:
             levels.append({name: _mean([r.get(f"{name}/{task}") for r in inside])
                            for name in SIGNALS})
             start = point["env_steps"]
-        for k in range(1, len(points) - 1):
+        for k in range(1, len(points) - ahead):
             success = points[k]["success_rate"]
             row = {"run": run_dir.name, "task": task, "env_steps": points[k]["env_steps"],
-                   "gain": points[k + 1]["success_rate"] - success,
+                   "gain": points[k + ahead]["success_rate"] - success,
                    "learnability": success * (1 - success),
                    "last_progress": abs(success - points[k - 1]["success_rate"])}
             for name in SIGNALS:
@@ -106,7 +107,7 @@ def plot(rows: list[dict], png: Path) -> None:
         ax.set_xlabel(f"{name} (level)")
         ax.axhline(0, color="grey", lw=0.5)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("success gain, next window")
+    axes[0][0].set_ylabel("success gain ahead")
     axes[0][0].legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(png, dpi=90)
@@ -116,16 +117,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dirs", nargs="*", type=Path)
+    parser.add_argument("--ahead", type=int, default=1,
+                        help="evaluation windows over which the gain is measured")
     args = parser.parse_args()
     run_dirs = args.run_dirs or study_runs()
-    rows = [row for d in run_dirs for row in windows(d)]
+    rows = [row for d in run_dirs for row in windows(d, args.ahead)]
     if not rows:
         raise SystemExit("error: no evaluation windows in " + ", ".join(map(str, run_dirs)))
     for row in correlations(rows):
         print(json.dumps(row))
     STUDY.mkdir(parents=True, exist_ok=True)
     plot(rows, STUDY / "signals.png")
-    print(json.dumps({"runs": len(run_dirs), "windows": len(rows),
+    print(json.dumps({"runs": len(run_dirs), "windows": len(rows), "ahead": args.ahead,
                       "figure": str(STUDY / "signals.png")}))
 
 

@@ -89,3 +89,15 @@ def test_the_table_gives_each_seed_and_the_spread() -> None:
     line = study.table(rows).splitlines()[2]
     assert line == ("| uniform | Push | 2, 3 | 0.20M / 0.20M | — / 0.75M | 1.15M / 1.15M "
                     "| 0.95 (0.90–1.00) | 0.65 (0.60–0.70) |")
+
+
+def test_the_gain_can_be_measured_several_windows_ahead(tmp_path: Path) -> None:
+    success = [0.0, 0.1, 0.3, 0.4, 0.8, 0.85, 0.9, 1.0, 1.0]
+    two_ahead = [success[k + 2] - success[k] if k + 2 < len(success) else 0.0
+                 for k in range(len(success))]
+    write_run(tmp_path / "a_s1", {"Push": success}, {"Push": two_ahead})
+    rows = signals.windows(tmp_path / "a_s1", ahead=2)
+    assert len(rows) == len(success) - 3
+    assert [r["gain"] for r in rows] == pytest.approx(two_ahead[1:-2])
+    by_name = {c["predictor"]: c for c in signals.correlations(rows)}
+    assert by_name["signals/td_abs level"]["spearman"] == pytest.approx(1.0)
