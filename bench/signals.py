@@ -9,7 +9,7 @@ that level minus the one of the window before, and the *gain* is success(k+a) - 
 Prints the Spearman rank correlation of each signal's level and change with the gain,
 pooled over every run and task, beside two success-based predictors for comparison
 (learnability p(1 - p) and the last |Δ success|, what the schedulers use), and draws
-``bench/out/study/signals.png`` (each signal's level against the next gain, by task).
+``bench/out/study/signals.png`` (each signal's level and change against the gain, by task).
 
     python -m bench.signals [RUN_DIR ...]     # default: every run of the study, archived
                                               # (bench/results/study) or under bench/out/study
@@ -90,24 +90,31 @@ def correlations(rows: list[dict]) -> list[dict]:
 
 
 def plot(rows: list[dict], png: Path) -> None:
-    """Each signal's level against the next success gain, one colour per task."""
+    """Each signal's level (top) and change (bottom) against the success gain ahead, one
+    colour per task, with the pooled Spearman ρ in each panel's title."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(SIGNALS), figsize=(4 * len(SIGNALS), 3.6), squeeze=False)
+    kinds = ("level", "change")
+    fig, axes = plt.subplots(len(kinds), len(SIGNALS), figsize=(4 * len(SIGNALS), 7),
+                             squeeze=False)
     tasks = sorted({r["task"] for r in rows})
-    for ax, name in zip(axes[0], SIGNALS, strict=True):
-        for task in tasks:
-            points = [(r[f"{name} level"], r["gain"]) for r in rows
-                      if r["task"] == task and r[f"{name} level"] is not None]
-            if points:
-                ax.scatter(*np.array(points).T, s=10, alpha=0.6, label=task)
-        ax.set_xlabel(f"{name} (level)")
-        ax.axhline(0, color="grey", lw=0.5)
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("success gain ahead")
+    rho = {c["predictor"]: c["spearman"] for c in correlations(rows)}
+    for row, kind in enumerate(kinds):
+        for ax, name in zip(axes[row], SIGNALS, strict=True):
+            key = f"{name} {kind}"
+            for task in tasks:
+                points = [(r[key], r["gain"]) for r in rows
+                          if r["task"] == task and r[key] is not None]
+                if points:
+                    ax.scatter(*np.array(points).T, s=10, alpha=0.6, label=task)
+            ax.set_xlabel(key)
+            ax.set_title(f"ρ = {rho[key]}", fontsize="small")
+            ax.axhline(0, color="grey", lw=0.5)
+            ax.grid(alpha=0.3)
+        axes[row][0].set_ylabel("success gain ahead")
     axes[0][0].legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(png, dpi=90)
