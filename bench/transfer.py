@@ -8,6 +8,10 @@ for fine-tuning, ``lora`` for adapters), then the target task three ways:
 - ``adapters``: the ``lora`` source's backbone frozen (``model.freeze=shared``), only the
   target's adapters and heads trained.
 
+The target trains with the main job's own settings for it (``--recipe``, default
+specs/fetch_mt.yaml): its moved-goal share and, for PickAndPlace, its grasped-start share
+(without that aid PickAndPlace stalls at 0.45 in the main job: docs/benchmarks.md).
+
 Prints and writes ``bench/out/transfer/<name>.csv``, per variant and seed: the target's env
 steps and minutes to 0.5 and 0.9, final and mean success; and ``<name>.png``, the curves.
 Finished runs are kept in ``bench/results/transfer/`` (the sources with their checkpoints)
@@ -16,6 +20,7 @@ and not trained again, so the benchmark spans sessions.
     python -m bench.transfer [--spec specs/fetch_push.yaml] [--source FetchPush-v4]
         [--target FetchPickAndPlace-v4] [--source-budget 500000] [--budget 1000000]
         [--seeds 1 2] [--minutes 45] [--name push_to_pickandplace] [--set KEY=VALUE ...]
+        [--recipe specs/fetch_mt.yaml]
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pathlib import Path
 
 from agent.report.plotting import plot_runs
 from bench.summarize import kept, task_rows, train_kept
+from common.spec import load_spec
 
 OUT = Path("bench/out/transfer")
 VARIANTS: dict[str, tuple[list[str], str | None]] = {
@@ -36,6 +42,19 @@ VARIANTS: dict[str, tuple[list[str], str | None]] = {
     "adapters": (["model.arch=lora", "model.freeze=shared"], "lora"),
 }
 """Each variant's overrides of the target's spec and the source architecture it starts from."""
+
+
+def task_recipe(recipe: str, task: str) -> list[str]:
+    """Overrides that give ``task`` the per-task collection and replay settings it has in
+    the ``recipe`` spec (none where that spec does not train it)."""
+    spec = load_spec(recipe)
+    if task not in spec.tasks:
+        return []
+    out = [f"replay.moved_goal_share={spec.replay.moved_goal_share_of(task)}"]
+    if task in spec.collect.grasped_start_share:
+        out.append(f"collect.grasped_start_share={{{task}: "
+                   f"{spec.collect.grasped_start_share[task]}}}")
+    return out
 
 
 def main() -> None:
@@ -53,12 +72,15 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=None,
                         help="wall-clock limit of every run (a SIGINT stop, resumable)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="spec override for every run")
+                        metavar="KEY=VALUE", help="spec override for every run (applied last)")
     parser.add_argument("--name", default="push_to_pickandplace")
+    parser.add_argument("--recipe", default="specs/fetch_mt.yaml",
+                        help="spec whose per-task settings the target gets")
     args = parser.parse_args()
+    target_recipe = task_recipe(args.recipe, args.target)
 
     def run(directory: Path, overrides: list[str], checkpoint: bool = False) -> bool:
-        every = [f"eval.every_env_steps={args.eval_every}", *args.overrides, *overrides]
+        every = [f"eval.every_env_steps={args.eval_every}", *overrides, *args.overrides]
         done = train_kept(args.spec, directory, [f"--set={o}" for o in every], args.minutes,
                           checkpoint=checkpoint)
         print(f"{directory.name}: {'done' if done else 'stopped'}", file=sys.stderr)
@@ -79,7 +101,8 @@ def main() -> None:
                 start.append(f"transfer.lr_multiplier={args.lr_multiplier}")
             directory = OUT / f"{args.name}_{variant}_s{seed}"
             run(directory, [f"tasks=[{args.target}]", f"seed={seed}",
-                            f"budget.env_steps={args.budget}", *overrides, *start])
+                            f"budget.env_steps={args.budget}", *target_recipe, *overrides,
+                            *start])
             for row in task_rows(directory):
                 rows.append({"variant": variant, "seed": seed, **row})
                 print(json.dumps(rows[-1]), flush=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import summarize, transfer
+from common.spec import load_spec
 
 
 def fake_train(calls: dict[str, list[str]], stop: set[str]):
@@ -45,6 +46,10 @@ def test_targets_start_from_their_kept_sources(
     assert f"transfer.from_checkpoint={kept / 't_source_onehot_s1.pt'}" in finetune
     assert "tasks=[FetchPickAndPlace-v4]" in finetune and "transfer.lr_multiplier=0.5" in finetune
     assert not any(o.startswith("transfer.") for o in calls["t_scratch_s1"])
+    # the target gets the main job's PickAndPlace recipe, the Push source does not
+    for run in ("t_scratch_s1", "t_finetune_s1"):
+        assert "collect.grasped_start_share={FetchPickAndPlace-v4: 0.5}" in calls[run]
+    assert not any(o.startswith("collect.grasped") for o in calls["t_source_onehot_s1"])
     assert "t_adapters_s1" not in calls  # its lora source was stopped
     rows = (tmp_path / "out" / "transfer" / "t.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[1].startswith("scratch,1,FetchPickAndPlace-v4,200,2.0")
@@ -56,3 +61,15 @@ def test_targets_start_from_their_kept_sources(
     adapters = calls["t_adapters_s1"]
     assert "model.freeze=shared" in adapters
     assert f"transfer.from_checkpoint={kept / 't_source_lora_s1.pt'}" in adapters
+
+
+def test_the_target_recipe_is_the_main_jobs_and_fits_the_push_spec() -> None:
+    recipe = transfer.task_recipe("specs/fetch_mt.yaml", "FetchPickAndPlace-v4")
+    spec = load_spec("specs/fetch_push.yaml", ["tasks=[FetchPickAndPlace-v4]", *recipe])
+    main_job = load_spec("specs/fetch_mt.yaml")
+    assert spec.collect.grasped_start_share == main_job.collect.grasped_start_share == {
+        "FetchPickAndPlace-v4": 0.5}
+    slide = load_spec("specs/fetch_push.yaml", [
+        "tasks=[FetchSlide-v4]", *transfer.task_recipe("specs/fetch_mt.yaml", "FetchSlide-v4")])
+    assert slide.replay.moved_goal_share == 0.0  # the main job samples Slide uniformly
+    assert transfer.task_recipe("specs/fetch_mt.yaml", "FetchReach-v4") == []
