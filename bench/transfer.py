@@ -50,11 +50,10 @@ def task_recipe(recipe: str, task: str) -> list[str]:
     spec = load_spec(recipe)
     if task not in spec.tasks:
         return []
-    out = [f"replay.moved_goal_share={spec.replay.moved_goal_share_of(task)}"]
-    if task in spec.collect.grasped_start_share:
-        out.append(f"collect.grasped_start_share={{{task}: "
-                   f"{spec.collect.grasped_start_share[task]}}}")
-    return out
+    grasped = spec.collect.grasped_start_share
+    return [f"replay.moved_goal_share={spec.replay.moved_goal_share_of(task)}",
+            f"collect.grasped_start_share={{{task}: {grasped[task]}}}" if task in grasped
+            else "collect.grasped_start_share={}"]
 
 
 def main() -> None:

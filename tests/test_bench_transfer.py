@@ -73,3 +73,11 @@ def test_the_target_recipe_is_the_main_jobs_and_fits_the_push_spec() -> None:
         "tasks=[FetchSlide-v4]", *transfer.task_recipe("specs/fetch_mt.yaml", "FetchSlide-v4")])
     assert slide.replay.moved_goal_share == 0.0  # the main job samples Slide uniformly
     assert transfer.task_recipe("specs/fetch_mt.yaml", "FetchReach-v4") == []
+
+
+def test_one_task_of_the_main_job_alone_keeps_its_recipe() -> None:
+    for task in ("FetchPush-v4", "FetchPickAndPlace-v4", "FetchSlide-v4"):
+        recipe = transfer.task_recipe("specs/fetch_mt.yaml", task)
+        alone = load_spec("specs/fetch_mt.yaml", [f"tasks=[{task}]", *recipe])
+        assert alone.tasks == [task]
+        assert set(alone.collect.grasped_start_share) <= {task}
