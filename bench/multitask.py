@@ -21,8 +21,7 @@ import json
 from pathlib import Path
 
 from agent.report.plotting import eval_curves
-from bench.summarize import finished, plot_per_task, summarize, train
-from bench.transfer import task_recipe
+from bench.summarize import finished, plot_per_task, summarize, task_recipe, train
 from common.spec import load_spec
 
 OUT = Path("bench/out")
@@ -69,7 +68,7 @@ def main() -> None:
     alone = {task: OUT / f"{prefix}alone_{task}_{per_task}" for task in tasks}
     for task in tasks if args.alone is None else args.alone:
         train(args.spec, alone[task], [f"--set=tasks=[{task}]",
-                                       *[f"--set={o}" for o in task_recipe(args.spec, task)],
+                                       *[f"--set={o}" for o in task_recipe(spec, task)],
                                        f"--set=budget.env_steps={per_task}",
                                        f"--set=eval.every_env_steps={eval_every // len(tasks)}"],
               args.minutes)

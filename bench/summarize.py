@@ -17,6 +17,7 @@ from pathlib import Path
 from agent.checkpoint import LATEST
 from agent.report.plotting import eval_curves
 from agent.report.summary import THRESHOLDS, read_records, summarize_tasks
+from common.spec import Spec
 
 QUIET = ["--set", "metrics.wandb.mode=disabled", "--set", "metrics.progress_bar=false"]
 RESULTS = Path("bench/results")
@@ -186,3 +187,14 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def task_recipe(spec: Spec, task: str) -> list[str]:
+    """Overrides that give a run of ``task`` alone the per-task collection and replay
+    settings it has in ``spec`` (none where ``spec`` does not train it)."""
+    if task not in spec.tasks:
+        return []
+    grasped = spec.collect.grasped_start_share
+    return [f"replay.moved_goal_share={spec.replay.moved_goal_share_of(task)}",
+            f"collect.grasped_start_share={{{task}: {grasped[task]}}}" if task in grasped
+            else "collect.grasped_start_share={}"]

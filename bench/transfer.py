@@ -32,7 +32,7 @@ import sys
 from pathlib import Path
 
 from agent.report.plotting import plot_runs
-from bench.summarize import kept, task_rows, train_kept
+from bench.summarize import kept, task_recipe, task_rows, train_kept
 from common.spec import load_spec
 
 OUT = Path("bench/out/transfer")
@@ -42,18 +42,6 @@ VARIANTS: dict[str, tuple[list[str], str | None]] = {
     "adapters": (["model.arch=lora", "model.freeze=shared"], "lora"),
 }
 """Each variant's overrides of the target's spec and the source architecture it starts from."""
-
-
-def task_recipe(recipe: str, task: str) -> list[str]:
-    """Overrides that give ``task`` the per-task collection and replay settings it has in
-    the ``recipe`` spec (none where that spec does not train it)."""
-    spec = load_spec(recipe)
-    if task not in spec.tasks:
-        return []
-    grasped = spec.collect.grasped_start_share
-    return [f"replay.moved_goal_share={spec.replay.moved_goal_share_of(task)}",
-            f"collect.grasped_start_share={{{task}: {grasped[task]}}}" if task in grasped
-            else "collect.grasped_start_share={}"]
 
 
 def main() -> None:
@@ -76,7 +64,7 @@ def main() -> None:
     parser.add_argument("--recipe", default="specs/fetch_mt.yaml",
                         help="spec whose per-task settings the target gets")
     args = parser.parse_args()
-    target_recipe = task_recipe(args.recipe, args.target)
+    target_recipe = task_recipe(load_spec(args.recipe), args.target)
 
     def run(directory: Path, overrides: list[str], checkpoint: bool = False) -> bool:
         every = [f"eval.every_env_steps={args.eval_every}", *overrides, *args.overrides]

@@ -11,6 +11,8 @@ import pytest
 from bench import summarize, transfer
 from common.spec import load_spec
 
+MAIN_JOB = load_spec("specs/fetch_mt.yaml")
+
 
 def fake_train(calls: dict[str, list[str]], stop: set[str]):
     """A ``train`` that records each run's overrides and writes a finished run (success
@@ -64,20 +66,19 @@ def test_targets_start_from_their_kept_sources(
 
 
 def test_the_target_recipe_is_the_main_jobs_and_fits_the_push_spec() -> None:
-    recipe = transfer.task_recipe("specs/fetch_mt.yaml", "FetchPickAndPlace-v4")
+    recipe = summarize.task_recipe(MAIN_JOB, "FetchPickAndPlace-v4")
     spec = load_spec("specs/fetch_push.yaml", ["tasks=[FetchPickAndPlace-v4]", *recipe])
-    main_job = load_spec("specs/fetch_mt.yaml")
-    assert spec.collect.grasped_start_share == main_job.collect.grasped_start_share == {
+    assert spec.collect.grasped_start_share == MAIN_JOB.collect.grasped_start_share == {
         "FetchPickAndPlace-v4": 0.5}
     slide = load_spec("specs/fetch_push.yaml", [
-        "tasks=[FetchSlide-v4]", *transfer.task_recipe("specs/fetch_mt.yaml", "FetchSlide-v4")])
+        "tasks=[FetchSlide-v4]", *summarize.task_recipe(MAIN_JOB, "FetchSlide-v4")])
     assert slide.replay.moved_goal_share == 0.0  # the main job samples Slide uniformly
-    assert transfer.task_recipe("specs/fetch_mt.yaml", "FetchReach-v4") == []
+    assert summarize.task_recipe(MAIN_JOB, "FetchReach-v4") == []
 
 
 def test_one_task_of_the_main_job_alone_keeps_its_recipe() -> None:
     for task in ("FetchPush-v4", "FetchPickAndPlace-v4", "FetchSlide-v4"):
-        recipe = transfer.task_recipe("specs/fetch_mt.yaml", task)
+        recipe = summarize.task_recipe(MAIN_JOB, task)
         alone = load_spec("specs/fetch_mt.yaml", [f"tasks=[{task}]", *recipe])
         assert alone.tasks == [task]
         assert set(alone.collect.grasped_start_share) <= {task}
