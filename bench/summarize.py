@@ -12,19 +12,21 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from agent.checkpoint import LATEST
-from agent.report.plotting import eval_curves
 from agent.report.summary import THRESHOLDS, read_records, summarize_tasks
 from common.spec import Spec
 
 QUIET = ["--set", "metrics.wandb.mode=disabled", "--set", "metrics.progress_bar=false"]
 RESULTS = Path("bench/results")
 """Finished benchmark runs kept in the repository: ``bench/out/<bench>/<run>`` as
-``bench/results/<bench>/<run>.jsonl.gz`` (its metrics.jsonl) and, for a run others start
-from, ``<run>.pt`` (its last checkpoint). A benchmark so spans sessions whose machines are
-gone."""
+``bench/results/<bench>/<run>.jsonl.gz`` (its metrics.jsonl), ``<run>.spec.yaml`` and,
+for a run others start from, ``<run>.pt`` (its last checkpoint). A benchmark so spans
+sessions whose machines are gone."""
+SPEC = ".spec.yaml"
+"""Suffix of a kept run's resolved spec (its run directory's spec.yaml)."""
 
 
 def train(spec: str, run_dir: Path, overrides: list[str], minutes: float | None = None) -> None:
@@ -69,22 +71,31 @@ def kept_runs(out: Path) -> list[Path]:
 
 
 def keep(run_dir: Path, checkpoint: bool = False) -> None:
-    """Keep a finished run's records (and its last checkpoint) under :data:`RESULTS`."""
+    """Keep a finished run's records and resolved spec (and its last checkpoint) under
+    :data:`RESULTS`."""
     kept(run_dir).parent.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "metrics.jsonl", "rb") as source, \
             gzip.open(kept(run_dir), "wb") as target:
         shutil.copyfileobj(source, target)
+    shutil.copyfile(run_dir / "spec.yaml", kept(run_dir, SPEC))
     if checkpoint:
         shutil.copyfile(run_dir / "checkpoints" / LATEST, kept(run_dir, ".pt"))
 
 
 def unpack(run_dir: Path, env_steps: int | None = None) -> None:
-    """Write the kept run's records (up to ``env_steps``) as ``run_dir``/metrics.jsonl."""
-    with gzip.open(kept(run_dir), "rt") as source:
-        lines = [line for line in source
-                 if env_steps is None or json.loads(line).get("env_steps", 0) <= env_steps]
+    """Write the kept run's records (its history, :func:`read_records`; up to
+    ``env_steps``) as ``run_dir``/metrics.jsonl, with the spec it was made with."""
+    with gzip.open(kept(run_dir), "rb") as source, \
+            tempfile.NamedTemporaryFile() as plain:
+        shutil.copyfileobj(source, plain)
+        plain.flush()
+        records = read_records(Path(plain.name))
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "metrics.jsonl").write_text("".join(lines))
+    (run_dir / "metrics.jsonl").write_text("".join(
+        json.dumps(r) + "\n" for r in records
+        if env_steps is None or r.get("env_steps", 0) <= env_steps))
+    if kept(run_dir, SPEC).exists():
+        shutil.copyfile(kept(run_dir, SPEC), run_dir / "spec.yaml")
 
 
 def train_kept(spec: str, run_dir: Path, overrides: list[str], minutes: float | None = None,
@@ -154,26 +165,30 @@ def task_rows(run_dir: Path) -> list[dict]:
     return rows
 
 
-def first_crossing(run_dir: Path, task: str, threshold: float) -> dict | None:
-    """The first eval line of ``task`` with success >= threshold, or None."""
-    return next((r for r in read_records(run_dir / "metrics.jsonl")
-                 if r.get("event") == "eval" and r["task"] == task
-                 and r["success_rate"] >= threshold), None)
-
-
 def summarize(run_dir: Path, threshold: float) -> dict[str, dict]:
-    """Per task: steps and seconds to ``threshold``, final and best success."""
+    """Per task: env steps and seconds to ``threshold`` (first sustained, as everywhere:
+    :func:`agent.report.summary.first_sustained`), final and best success."""
     out = {}
-    for task, points in eval_curves(run_dir / "metrics.jsonl").items():
-        hit = first_crossing(run_dir, task, threshold)
-        out[task] = {
+    for task in summarize_tasks(read_records(run_dir / "metrics.jsonl"), (threshold,)):
+        hit = task.reached[threshold]
+        out[task.task] = {
             "env_steps_to_threshold": hit["env_steps"] if hit else None,
             "wall_s_to_threshold": hit["wall_time_s"] if hit else None,
-            "final_env_steps": points[-1][0],
-            "final_success": points[-1][1],
-            "best_success": max(s for _, s in points),
+            "final_success": task.final_success,
+            "best_success": task.best_success,
         }
     return out
+
+
+def task_recipe(spec: Spec, task: str) -> list[str]:
+    """Overrides that give a run of ``task`` alone the per-task collection and replay
+    settings it has in ``spec`` (none where ``spec`` does not train it)."""
+    if task not in spec.tasks:
+        return []
+    grasped = spec.collect.grasped_start_share
+    return [f"replay.moved_goal_share={spec.replay.moved_goal_share_of(task)}",
+            f"collect.grasped_start_share={{{task}: {grasped[task]}}}" if task in grasped
+            else "collect.grasped_start_share={}"]
 
 
 def main() -> None:
@@ -188,13 +203,3 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 
-
-def task_recipe(spec: Spec, task: str) -> list[str]:
-    """Overrides that give a run of ``task`` alone the per-task collection and replay
-    settings it has in ``spec`` (none where ``spec`` does not train it)."""
-    if task not in spec.tasks:
-        return []
-    grasped = spec.collect.grasped_start_share
-    return [f"replay.moved_goal_share={spec.replay.moved_goal_share_of(task)}",
-            f"collect.grasped_start_share={{{task}: {grasped[task]}}}" if task in grasped
-            else "collect.grasped_start_share={}"]

@@ -90,6 +90,8 @@ class FetchStepper:
         the envs flagged in ``grasped`` then hold the object between their fingers."""
         obs = [env.reset(seed=int(seed))[0] for env, seed in zip(self.wrapped, seeds,
                                                                   strict=True)]
+        if grasped is not None and len(grasped) != len(seeds):
+            raise ValueError(f"{len(grasped)} grasped flags for {len(seeds)} envs")
         for i, grasp in enumerate(grasped if grasped is not None else []):
             if grasp:
                 env, ids = self.envs[i], self._handles[i]

@@ -80,12 +80,12 @@ class Replay(_Section):
     (the object, on Push-like tasks; a simple energy-based prioritization), the rest
     uniformly. 0: uniform. One share for every task, or a share per task name (tasks not
     named: 0). Goal-based tasks only (Meta-World's are always uniform)."""
+    her: Her = Her()
 
     def moved_goal_share_of(self, task: str) -> float:
         """``task``'s moved-goal share."""
         share = self.moved_goal_share
         return share.get(task, 0.0) if isinstance(share, dict) else share
-    her: Her = Her()
 
 
 class Learner(_Section):
@@ -334,13 +334,12 @@ class Spec(_Section):
                              "model.arch onehot has none (use multihead, ptsl or lora)")
         if self.model.arch in ("multihead", "ptsl") and not self.learner.hidden_sizes:
             raise ValueError(f"model.arch {self.model.arch} needs learner.hidden_sizes")
-        shares = self.replay.moved_goal_share
-        if isinstance(shares, dict) and (unknown := sorted(set(shares) - set(self.tasks))):
-            raise ValueError(f"replay.moved_goal_share names {unknown}, not in tasks "
-                             f"{self.tasks}")
-        if unknown := sorted(set(self.collect.grasped_start_share) - set(self.tasks)):
-            raise ValueError(f"collect.grasped_start_share names {unknown}, not in tasks "
-                             f"{self.tasks}")
+        for key, per_task in (("replay.moved_goal_share", self.replay.moved_goal_share),
+                              ("collect.grasped_start_share",
+                               self.collect.grasped_start_share)):
+            if isinstance(per_task, dict) and (unknown := sorted(set(per_task)
+                                                                 - set(self.tasks))):
+                raise ValueError(f"{key} names {unknown}, not in tasks {self.tasks}")
         from common.envs import FetchFamily
 
         if ungraspable := sorted(set(self.collect.grasped_start_share)

@@ -63,10 +63,15 @@ def test_a_kept_run_is_read_to_the_study_budget_and_not_trained_again(
     monkeypatch.setattr(study, "ENV_STEPS", 300)
     longer = tmp_path / "study" / "uniform_s2"  # a run of another session's machine
     write_run(longer, {"Push": [0.1, 0.6, 0.7, 0.95, 1.0]}, {"Push": [1.0] * 5})
+    (longer / "spec.yaml").write_text("seed: 2\n")
+    with open(longer / "metrics.jsonl", "a") as records:
+        records.write('{"event": "train", "env_st')  # the half-written line of a kill
     summarize.keep(longer)
     assert (tmp_path / "results" / "study" / "uniform_s2.jsonl.gz").exists()
 
     assert study.study_runs() == [tmp_path / "out" / "study" / "uniform_s2"]
+    unpacked = tmp_path / "out" / "study" / "uniform_s2"
+    assert (unpacked / "spec.yaml").read_text() == "seed: 2\n"  # the spec it was made with
     rows = study.summary("uniform", 2)
     assert rows[0]["final_success"] == 0.7  # the evaluation at 300 env steps, not 500's 1.0
     assert rows[0]["env_steps_to_0.9"] is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.summarize import finished
+from bench.summarize import finished, summarize
 
 
 def _write(run_dir: Path, *records: dict) -> None:
@@ -26,3 +26,14 @@ def test_only_a_run_that_reached_its_budget_counts_as_measured(tmp_path: Path) -
     assert not finished(tmp_path / "stopped")
     assert not finished(tmp_path / "killed")
     assert not finished(tmp_path / "never_started")
+
+
+def test_a_benchmark_counts_a_threshold_as_the_run_summary_does(tmp_path: Path) -> None:
+    evals = [{"event": "eval", "task": "Reach", "env_steps": 500 * (k + 1),
+              "wall_time_s": 10.0 * (k + 1), "success_rate": s}
+             for k, s in enumerate([0.2, 0.95, 0.8, 0.95, 1.0, 0.9])]
+    _write(tmp_path / "reach", *evals)
+    reach = summarize(tmp_path / "reach", 0.95)["Reach"]
+    assert reach["env_steps_to_threshold"] == 2000  # not the lone 0.95 at 1,000
+    assert reach["wall_s_to_threshold"] == 40.0
+    assert (reach["final_success"], reach["best_success"]) == (0.9, 1.0)

@@ -27,6 +27,7 @@ def fake_train(calls: dict[str, list[str]], stop: set[str]):
                   "success_rate": value} for k, value in ((1, 0.2), (2, 0.6))]
         lines.append({"event": "end", "stopped": run_dir.name in stop})
         (run_dir / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        (run_dir / "spec.yaml").write_text(f"tasks: [{task}]\n")
 
     return train
 

@@ -91,3 +91,10 @@ def test_only_an_object_task_can_start_grasped() -> None:
     with pytest.raises(ValueError, match="FetchPush-v4: a grasped start needs"):
         stepper.reset([1], grasped=[True])
     stepper.close()
+
+
+def test_grasped_flags_must_match_the_envs() -> None:
+    stepper = FetchFamily().make_stepper("FetchPickAndPlace-v4", 2)
+    with pytest.raises(ValueError, match="1 grasped flags for 2 envs"):
+        stepper.reset([1, 2], grasped=[True])
+    stepper.close()

@@ -75,8 +75,10 @@ class TaskSummary:
     """Share of the run's training episodes collected for this task."""
 
 
-def summarize_tasks(records: list[dict]) -> list[TaskSummary]:
-    """One summary per task that has evaluations, in the order tasks first appear."""
+def summarize_tasks(records: list[dict], thresholds: tuple[float, ...] = THRESHOLDS
+                    ) -> list[TaskSummary]:
+    """One summary per task that has evaluations, in the order tasks first appear, with
+    where each of ``thresholds`` was first sustained."""
     evals: dict[str, list[dict]] = {}
     for record in records:
         if record.get("event") == "eval":
@@ -89,7 +91,7 @@ def summarize_tasks(records: list[dict]) -> list[TaskSummary]:
         share = sum(s * w for s, w in zip(shares, window, strict=True)) / max(sum(window), 1)
         summaries.append(TaskSummary(
             task, rows[-1]["success_rate"], max(r["success_rate"] for r in rows),
-            {t: first_sustained(rows, t) for t in THRESHOLDS}, share,
+            {t: first_sustained(rows, t) for t in thresholds}, share,
         ))
     return summaries
 
