@@ -14,8 +14,9 @@ the table docs/multitask.md shows); and ``study.png``, the curves
 collection share and loss weight.
 
 Every run gets the same budget, :data:`ENV_STEPS` (about 64 minutes here). A finished run's
-records are kept, gzipped, in ``bench/results/study/`` (committed: the study spans sessions
-whose machines are gone) and a run kept there is not trained again; its records up to the
+records are kept, gzipped, with its resolved spec in ``bench/results/study/`` (committed:
+the study spans sessions whose machines are gone) and a run kept there is not trained
+again; its spec and its records up to the
 study's budget are unpacked into ``bench/out/study/<run>/metrics.jsonl`` for the summaries,
 so a longer run (the main job's own budget) is read as if it had stopped there.
 

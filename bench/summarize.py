@@ -74,12 +74,13 @@ def keep(run_dir: Path, checkpoint: bool = False) -> None:
     """Keep a finished run's records and resolved spec (and its last checkpoint) under
     :data:`RESULTS`."""
     kept(run_dir).parent.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "metrics.jsonl", "rb") as source, \
-            gzip.open(kept(run_dir), "wb") as target:
-        shutil.copyfileobj(source, target)
     shutil.copyfile(run_dir / "spec.yaml", kept(run_dir, SPEC))
     if checkpoint:
         shutil.copyfile(run_dir / "checkpoints" / LATEST, kept(run_dir, ".pt"))
+    partial = kept(run_dir, ".jsonl.gz.partial")  # the records mark a run kept: last, whole
+    with open(run_dir / "metrics.jsonl", "rb") as source, gzip.open(partial, "wb") as target:
+        shutil.copyfileobj(source, target)
+    partial.rename(kept(run_dir))
 
 
 def unpack(run_dir: Path, env_steps: int | None = None) -> None:
@@ -174,6 +175,7 @@ def summarize(run_dir: Path, threshold: float) -> dict[str, dict]:
         out[task.task] = {
             "env_steps_to_threshold": hit["env_steps"] if hit else None,
             "wall_s_to_threshold": hit["wall_time_s"] if hit else None,
+            "final_env_steps": task.final_env_steps,
             "final_success": task.final_success,
             "best_success": task.best_success,
         }

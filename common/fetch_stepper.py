@@ -88,10 +88,10 @@ class FetchStepper:
               ) -> dict[str, np.ndarray]:
         """Each env reset with its seed (the env's own reset: goal and object sampling);
         the envs flagged in ``grasped`` then hold the object between their fingers."""
-        obs = [env.reset(seed=int(seed))[0] for env, seed in zip(self.wrapped, seeds,
-                                                                  strict=True)]
         if grasped is not None and len(grasped) != len(seeds):
             raise ValueError(f"{len(grasped)} grasped flags for {len(seeds)} envs")
+        obs = [env.reset(seed=int(seed))[0] for env, seed in zip(self.wrapped, seeds,
+                                                                  strict=True)]
         for i, grasp in enumerate(grasped if grasped is not None else []):
             if grasp:
                 env, ids = self.envs[i], self._handles[i]

@@ -184,14 +184,16 @@ def test_moved_goal_share_is_one_for_all_or_per_task(tmp_path: Path) -> None:
     assert [every.replay.moved_goal_share_of(t) for t in every.tasks] == [0.3, 0.3]
 
 
-def test_a_moved_goal_share_for_a_task_not_trained_exits_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+@pytest.mark.parametrize("per_task", ["replay: {moved_goal_share: {FetchSlide-v4: 0.5}}",
+                                      "collect: {grasped_start_share: {FetchSlide-v4: 0.5}}"])
+def test_a_per_task_setting_for_a_task_not_trained_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, per_task: str
 ) -> None:
-    path = write(tmp_path, "tasks: [FetchPush-v4]\nbudget: {env_steps: 10}\n"
-                           "replay: {moved_goal_share: {FetchSlide-v4: 0.5}}\n")
+    path = write(tmp_path, f"tasks: [FetchPush-v4]\nbudget: {{env_steps: 10}}\n{per_task}\n")
     assert main(["--spec", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "replay.moved_goal_share names ['FetchSlide-v4']" in err and str(path) in err
+    key = ".".join(per_task.replace("{", "").split(": ")[:2])
+    assert f"{key} names ['FetchSlide-v4'], not in tasks" in err and str(path) in err
 
 
 def test_a_grasped_start_for_a_task_without_a_gripped_object_exits_2(

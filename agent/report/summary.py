@@ -68,6 +68,8 @@ def first_sustained(evals: list[dict], threshold: float) -> dict | None:
 class TaskSummary:
     task: str
     final_success: float
+    final_env_steps: int
+    """Env steps of the last evaluation (where ``final_success`` was measured)."""
     best_success: float
     reached: dict[float, dict | None]
     """Per threshold: the evaluation record where it was first sustained, or None."""
@@ -90,7 +92,8 @@ def summarize_tasks(records: list[dict], thresholds: tuple[float, ...] = THRESHO
         shares = [r.get("collect_share", 0.0) for r in rows]
         share = sum(s * w for s, w in zip(shares, window, strict=True)) / max(sum(window), 1)
         summaries.append(TaskSummary(
-            task, rows[-1]["success_rate"], max(r["success_rate"] for r in rows),
+            task, rows[-1]["success_rate"], rows[-1]["env_steps"],
+            max(r["success_rate"] for r in rows),
             {t: first_sustained(rows, t) for t in thresholds}, share,
         ))
     return summaries
