@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench import signals, study, summarize
+from common.spec import load_spec
 
 
 def write_run(directory: Path, success: dict[str, list[float]],
@@ -106,3 +108,28 @@ def test_the_gain_can_be_measured_several_windows_ahead(tmp_path: Path) -> None:
     assert [r["gain"] for r in rows] == pytest.approx(two_ahead[1:-2])
     by_name = {c["predictor"]: c for c in signals.correlations(rows)}
     assert by_name["signals/td_abs level"]["spearman"] == pytest.approx(1.0)
+
+
+def test_a_distractor_joins_the_main_jobs_tasks_and_is_left_out_of_every_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(study, "OUT", tmp_path / "out" / "study")
+    monkeypatch.setattr(summarize, "RESULTS", tmp_path / "results")
+    seen: dict[str, list[str]] = {}
+
+    def train(spec: str, run_dir: Path, overrides: list[str], minutes: float | None) -> None:
+        seen[run_dir.name] = [o.removeprefix("--set=") for o in overrides]
+        write_run(run_dir, {"FetchPush-v4": [0.6, 0.7], "PandaStack-v3": [0.0, 0.0]},
+                  {"FetchPush-v4": [1.0, 1.0]})
+
+    monkeypatch.setattr(summarize, "train", train)
+    monkeypatch.setattr("sys.argv", ["study", "--configs", "learnability", "--seeds", "3",
+                                     "--distractor", "PandaStack-v3"])
+    study.main()
+    overrides = seen["learnability+PandaStack-v3_s3"]
+    spec = load_spec("specs/fetch_mt.yaml", overrides)  # the main job's per-task dicts fit
+    assert spec.tasks == [*load_spec("specs/fetch_mt.yaml").tasks, "PandaStack-v3"]
+    assert spec.scheduler.name == "learnability" and spec.seed == 3
+    with open(tmp_path / "out" / "study" / "study.csv") as table:
+        rows = list(csv.DictReader(table))
+    assert {r["env_steps_all_to_0.5"] for r in rows} == {"100"}  # Push alone counts
