@@ -12,11 +12,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from agent.checkpoint import LATEST
-from agent.report.summary import THRESHOLDS, read_records, summarize_tasks
+from agent.report.summary import THRESHOLDS, history, read_records, summarize_tasks
 from common.spec import Spec
 
 QUIET = ["--set", "metrics.wandb.mode=disabled", "--set", "metrics.progress_bar=false"]
@@ -84,13 +83,10 @@ def keep(run_dir: Path, checkpoint: bool = False) -> None:
 
 
 def unpack(run_dir: Path, env_steps: int | None = None) -> None:
-    """Write the kept run's records (its history, :func:`read_records`; up to
+    """Write the kept run's records (its :func:`agent.report.summary.history`; up to
     ``env_steps``) as ``run_dir``/metrics.jsonl, with the spec it was made with."""
-    with gzip.open(kept(run_dir), "rb") as source, \
-            tempfile.NamedTemporaryFile() as plain:
-        shutil.copyfileobj(source, plain)
-        plain.flush()
-        records = read_records(Path(plain.name))
+    with gzip.open(kept(run_dir), "rt") as source:
+        records = history(source)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "metrics.jsonl").write_text("".join(
         json.dumps(r) + "\n" for r in records
@@ -204,4 +200,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -184,16 +184,16 @@ def test_moved_goal_share_is_one_for_all_or_per_task(tmp_path: Path) -> None:
     assert [every.replay.moved_goal_share_of(t) for t in every.tasks] == [0.3, 0.3]
 
 
-@pytest.mark.parametrize("per_task", ["replay: {moved_goal_share: {FetchSlide-v4: 0.5}}",
-                                      "collect: {grasped_start_share: {FetchSlide-v4: 0.5}}"])
+@pytest.mark.parametrize("section, key", [("replay", "moved_goal_share"),
+                                          ("collect", "grasped_start_share")])
 def test_a_per_task_setting_for_a_task_not_trained_exits_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture, per_task: str
+    tmp_path: Path, capsys: pytest.CaptureFixture, section: str, key: str
 ) -> None:
-    path = write(tmp_path, f"tasks: [FetchPush-v4]\nbudget: {{env_steps: 10}}\n{per_task}\n")
+    path = write(tmp_path, "tasks: [FetchPush-v4]\nbudget: {env_steps: 10}\n"
+                           f"{section}: {{{key}: {{FetchSlide-v4: 0.5}}}}\n")
     assert main(["--spec", str(path)]) == 2
     err = capsys.readouterr().err
-    key = ".".join(per_task.replace("{", "").split(": ")[:2])
-    assert f"{key} names ['FetchSlide-v4'], not in tasks" in err and str(path) in err
+    assert f"{section}.{key} names ['FetchSlide-v4'], not in tasks" in err and str(path) in err
 
 
 def test_a_grasped_start_for_a_task_without_a_gripped_object_exits_2(

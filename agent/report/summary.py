@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,31 +14,36 @@ THRESHOLDS = (0.5, 0.9)
 
 
 def read_records(metrics_path: Path) -> list[dict]:
-    """The records of a metrics.jsonl as the run's history: none if it is missing, a
-    partial line of a killed run skipped, and the stretch a killed run lost replaced.
+    """The records of a metrics.jsonl as the run's :func:`history` (none if it is missing)."""
+    if not metrics_path.exists():
+        return []
+    with open(metrics_path) as lines:
+        return history(lines)
+
+
+def history(lines: Iterable[str]) -> list[dict]:
+    """The records of metrics.jsonl lines as the run's history: a partial line of a killed
+    run skipped, and the stretch a killed run lost replaced.
 
     A run killed after its last checkpoint and resumed writes that stretch again from the
     checkpoint's env steps: when a record's env steps go back below those of an earlier
     record of its kind (event, task, observer), the records from there on are dropped.
     """
     records: list[dict] = []
-    if not metrics_path.exists():
-        return records
     latest: dict[tuple, int] = {}
-    with open(metrics_path) as lines:
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            steps = record.get("env_steps")
-            if isinstance(steps, int):
-                kind = _kind(record)
-                if steps < latest.get(kind, -1):
-                    records = [r for r in records if not r.get("env_steps", -1) >= steps]
-                    latest = _latest_by_kind(records)
-                latest[kind] = max(latest.get(kind, -1), steps)
-            records.append(record)
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        steps = record.get("env_steps")
+        if isinstance(steps, int):
+            kind = _kind(record)
+            if steps < latest.get(kind, -1):
+                records = [r for r in records if not r.get("env_steps", -1) >= steps]
+                latest = _latest_by_kind(records)
+            latest[kind] = max(latest.get(kind, -1), steps)
+        records.append(record)
     return records
 
 
