@@ -20,19 +20,23 @@ and not trained again, so the benchmark spans sessions.
     python -m bench.transfer [--spec specs/fetch_push.yaml] [--source FetchPush-v4]
         [--target FetchPickAndPlace-v4] [--source-budget 500000] [--budget 1000000]
         [--seeds 1 2] [--minutes 45] [--name push_to_pickandplace] [--set KEY=VALUE ...]
-        [--recipe specs/fetch_mt.yaml]
+        [--recipe specs/fetch_mt.yaml] [--variants scratch,finetune,adapters]
+
+``--variants`` trains only those targets (and only the sources they start from), so the
+benchmark can be split over sessions; the table and curves show every target run made.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import sys
 from pathlib import Path
 
 from agent.report.plotting import plot_runs
-from bench.summarize import kept, task_recipe, task_rows, train_kept
+from bench.summarize import kept, task_recipe, task_rows, train_kept, unpack
 from common.spec import load_spec
 
 OUT = Path("bench/out/transfer")
@@ -42,6 +46,11 @@ VARIANTS: dict[str, tuple[list[str], str | None]] = {
     "adapters": (["model.arch=lora", "model.freeze=shared"], "lora"),
 }
 """Each variant's overrides of the target's spec and the source architecture it starts from."""
+
+
+def target_dir(name: str, variant: str, seed: int) -> Path:
+    """Where one target run trains (and is unpacked from its kept records)."""
+    return OUT / f"{name}_{variant}_s{seed}"
 
 
 def main() -> None:
@@ -63,7 +72,12 @@ def main() -> None:
     parser.add_argument("--name", default="push_to_pickandplace")
     parser.add_argument("--recipe", default="specs/fetch_mt.yaml",
                         help="spec whose per-task settings the target gets")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"targets to train, from {', '.join(VARIANTS)}")
     args = parser.parse_args()
+    variants = args.variants.split(",")
+    if unknown := sorted(set(variants) - set(VARIANTS)):
+        parser.error(f"--variants: unknown {', '.join(unknown)} (from {', '.join(VARIANTS)})")
     target_recipe = task_recipe(load_spec(args.recipe), args.target)
 
     def run(directory: Path, overrides: list[str], checkpoint: bool = False) -> bool:
@@ -73,33 +87,38 @@ def main() -> None:
         print(f"{directory.name}: {'done' if done else 'stopped'}", file=sys.stderr)
         return done
 
-    rows = []
     for seed in args.seeds:
-        sources = {arch: OUT / f"{args.name}_source_{arch}_s{seed}" for arch in ("onehot", "lora")}
+        sources = {arch: OUT / f"{args.name}_source_{arch}_s{seed}"
+                   for arch in dict.fromkeys(VARIANTS[v][1] for v in variants) if arch}
         ready = {arch: run(directory, [f"tasks=[{args.source}]", f"seed={seed}",
                                        f"budget.env_steps={args.source_budget}",
                                        f"model.arch={arch}"], checkpoint=True)
                  for arch, directory in sources.items()}
-        for variant, (overrides, arch) in VARIANTS.items():
+        for variant in variants:
+            overrides, arch = VARIANTS[variant]
             if arch and not ready[arch]:
                 continue  # its source was stopped: a later call resumes it first
             start = [f"transfer.from_checkpoint={kept(sources[arch], '.pt')}"] if arch else []
             if variant == "finetune":
                 start.append(f"transfer.lr_multiplier={args.lr_multiplier}")
-            directory = OUT / f"{args.name}_{variant}_s{seed}"
-            run(directory, [f"tasks=[{args.target}]", f"seed={seed}",
-                            f"budget.env_steps={args.budget}", *target_recipe, *overrides,
-                            *start])
-            for row in task_rows(directory):
-                rows.append({"variant": variant, "seed": seed, **row})
-                print(json.dumps(rows[-1]), flush=True)
+            run(target_dir(args.name, variant, seed),
+                [f"tasks=[{args.target}]", f"seed={seed}", f"budget.env_steps={args.budget}",
+                 *target_recipe, *overrides, *start])
+    rows = []
+    for variant, seed in itertools.product(VARIANTS, args.seeds):
+        directory = target_dir(args.name, variant, seed)
+        if variant not in variants and kept(directory).exists():
+            unpack(directory)  # trained in an earlier session
+        for row in task_rows(directory):
+            rows.append({"variant": variant, "seed": seed, **row})
+            print(json.dumps(rows[-1]), flush=True)
     if not rows:
         raise SystemExit("error: no target run has evaluations yet")
     with open(OUT / f"{args.name}.csv", "w", newline="") as out:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    plot_runs({variant: [OUT / f"{args.name}_{variant}_s{seed}" for seed in args.seeds]
+    plot_runs({variant: [target_dir(args.name, variant, seed) for seed in args.seeds]
                for variant in VARIANTS}, OUT / f"{args.name}.png",
               rows=("env_steps", "wall_clock"))
     print(f"table: {OUT / args.name}.csv, curves: {OUT / args.name}.png", file=sys.stderr)

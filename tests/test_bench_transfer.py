@@ -4,6 +4,7 @@ started from the right one, a stopped source holding its targets back."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,33 @@ def test_one_task_of_the_main_job_alone_keeps_its_recipe() -> None:
         alone = load_spec("specs/fetch_mt.yaml", [f"tasks=[{task}]", *recipe])
         assert alone.tasks == [task]
         assert set(alone.collect.grasped_start_share) <= {task}
+
+
+def test_variants_split_the_benchmark_over_sessions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transfer, "OUT", tmp_path / "out" / "transfer")
+    monkeypatch.setattr(summarize, "RESULTS", tmp_path / "results")
+    calls: dict[str, list[str]] = {}
+    monkeypatch.setattr(summarize, "train", fake_train(calls, stop=set()))
+    monkeypatch.setattr("sys.argv", ["transfer", "--seeds", "1", "--name", "t",
+                                     "--variants", "finetune"])
+    transfer.main()
+    assert set(calls) == {"t_source_onehot_s1", "t_finetune_s1"}  # no lora source
+
+    calls.clear()  # a later session, on a fresh machine: the finetune run is kept
+    shutil.rmtree(tmp_path / "out")
+    monkeypatch.setattr("sys.argv", ["transfer", "--seeds", "1", "--name", "t",
+                                     "--variants", "scratch"])
+    transfer.main()
+    assert set(calls) == {"t_scratch_s1"}
+    rows = (tmp_path / "out" / "transfer" / "t.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["scratch", "finetune"]
+
+
+def test_an_unknown_variant_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("sys.argv", ["transfer", "--variants", "scratch,distill"])
+    with pytest.raises(SystemExit) as exit_:
+        transfer.main()
+    assert exit_.value.code == 2 and "--variants: unknown distill" in capsys.readouterr().err
