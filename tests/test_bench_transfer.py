@@ -33,11 +33,16 @@ def fake_train(calls: dict[str, list[str]], stop: set[str]):
     return train
 
 
+@pytest.fixture(autouse=True)
+def bench_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test's runs and kept results under its ``tmp_path``, not the repository's."""
+    monkeypatch.setattr(transfer, "OUT", tmp_path / "out" / "transfer")
+    monkeypatch.setattr(summarize, "RESULTS", tmp_path / "results")
+
+
 def test_targets_start_from_their_kept_sources(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transfer, "OUT", tmp_path / "out" / "transfer")
-    monkeypatch.setattr(summarize, "RESULTS", tmp_path / "results")
     calls: dict[str, list[str]] = {}
     monkeypatch.setattr(summarize, "train", fake_train(calls, stop={"t_source_lora_s1"}))
     monkeypatch.setattr("sys.argv", ["transfer", "--seeds", "1", "--name", "t"])
@@ -89,8 +94,6 @@ def test_one_task_of_the_main_job_alone_keeps_its_recipe() -> None:
 def test_variants_split_the_benchmark_over_sessions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transfer, "OUT", tmp_path / "out" / "transfer")
-    monkeypatch.setattr(summarize, "RESULTS", tmp_path / "results")
     calls: dict[str, list[str]] = {}
     monkeypatch.setattr(summarize, "train", fake_train(calls, stop=set()))
     monkeypatch.setattr("sys.argv", ["transfer", "--seeds", "1", "--name", "t",
