@@ -1,10 +1,11 @@
 """Forward transfer: does a learned source task make a target task learn faster?
 
 Per seed, the source task is trained once per architecture it is reused with (``onehot``
-for fine-tuning, ``lora`` for adapters), then the target task three ways:
+for fine-tuning, ``lora`` for adapters), then the target task four ways:
 
 - ``scratch``: no source;
-- ``finetune``: every weight from the source's checkpoint, at ``transfer.lr_multiplier``;
+- ``finetune``: every weight from the source's checkpoint, at the learner's learning rates;
+- ``finetune_half_lr``: the same at half of them (``transfer.lr_multiplier=0.5``);
 - ``adapters``: the ``lora`` source's backbone frozen (``model.freeze=shared``), only the
   target's adapters and heads trained.
 
@@ -20,7 +21,7 @@ and not trained again, so the benchmark spans sessions.
     python -m bench.transfer [--spec specs/fetch_push.yaml] [--source FetchPush-v4]
         [--target FetchPickAndPlace-v4] [--source-budget 500000] [--budget 1000000]
         [--seeds 1 2] [--minutes 45] [--name push_to_pickandplace] [--set KEY=VALUE ...]
-        [--recipe specs/fetch_mt.yaml] [--variants scratch,finetune,adapters]
+        [--recipe specs/fetch_mt.yaml] [--variants scratch,finetune,finetune_half_lr,adapters]
 
 ``--variants`` trains only those targets (and only the sources they start from), so the
 benchmark can be split over sessions; the table and curves show every target run made.
@@ -43,6 +44,7 @@ OUT = Path("bench/out/transfer")
 VARIANTS: dict[str, tuple[list[str], str | None]] = {
     "scratch": ([], None),
     "finetune": ([], "onehot"),
+    "finetune_half_lr": (["transfer.lr_multiplier=0.5"], "onehot"),
     "adapters": (["model.arch=lora", "model.freeze=shared"], "lora"),
 }
 """Each variant's overrides of the target's spec and the source architecture it starts from."""
@@ -63,8 +65,6 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=1_000_000)
     parser.add_argument("--eval-every", type=int, default=25_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--lr-multiplier", type=float, default=0.5,
-                        help="transfer.lr_multiplier of the fine-tuned target")
     parser.add_argument("--minutes", type=float, default=None,
                         help="wall-clock limit of every run (a SIGINT stop, resumable)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
@@ -99,8 +99,6 @@ def main() -> None:
             if arch and not ready[arch]:
                 continue  # its source was stopped: a later call resumes it first
             start = [f"transfer.from_checkpoint={kept(sources[arch], '.pt')}"] if arch else []
-            if variant == "finetune":
-                start.append(f"transfer.lr_multiplier={args.lr_multiplier}")
             run(target_dir(args.name, variant, seed),
                 [f"tasks=[{args.target}]", f"seed={seed}", f"budget.env_steps={args.budget}",
                  *target_recipe, *overrides, *start])

@@ -53,7 +53,11 @@ def test_targets_start_from_their_kept_sources(
     assert "tasks=[FetchPush-v4]" in calls["t_source_onehot_s1"]
     finetune = calls["t_finetune_s1"]
     assert f"transfer.from_checkpoint={kept / 't_source_onehot_s1.pt'}" in finetune
-    assert "tasks=[FetchPickAndPlace-v4]" in finetune and "transfer.lr_multiplier=0.5" in finetune
+    assert "tasks=[FetchPickAndPlace-v4]" in finetune
+    assert not any(o.startswith("transfer.lr_multiplier") for o in finetune)
+    half_lr = calls["t_finetune_half_lr_s1"]
+    assert f"transfer.from_checkpoint={kept / 't_source_onehot_s1.pt'}" in half_lr
+    assert "transfer.lr_multiplier=0.5" in half_lr
     assert not any(o.startswith("transfer.") for o in calls["t_scratch_s1"])
     # the target gets the main job's PickAndPlace recipe, the Push source does not
     for run in ("t_scratch_s1", "t_finetune_s1"):
@@ -61,7 +65,7 @@ def test_targets_start_from_their_kept_sources(
     assert not any(o.startswith("collect.grasped") for o in calls["t_source_onehot_s1"])
     assert "t_adapters_s1" not in calls  # its lora source was stopped
     rows = (tmp_path / "out" / "transfer" / "t.csv").read_text().splitlines()
-    assert len(rows) == 3 and rows[1].startswith("scratch,1,FetchPickAndPlace-v4,200,2.0")
+    assert len(rows) == 4 and rows[1].startswith("scratch,1,FetchPickAndPlace-v4,200,2.0")
 
     calls.clear()  # a later session: finished runs are kept, the stopped source resumes
     monkeypatch.setattr(summarize, "train", fake_train(calls, stop=set()))
