@@ -15,8 +15,9 @@ specs/fetch_mt.yaml): its moved-goal share and, for PickAndPlace, its grasped-st
 
 Prints and writes ``bench/out/transfer/<name>.csv``, per variant and seed: the target's env
 steps and minutes to 0.5 and 0.9, final and mean success; and ``<name>.png``, the curves.
-Finished runs are kept in ``bench/results/transfer/`` (the sources with their checkpoints)
-and not trained again, so the benchmark spans sessions.
+Finished runs are kept in ``bench/results/transfer/`` with their final checkpoints (the
+sources' start the targets; ``bench.goal_heights`` reads the targets') and not trained
+again, so the benchmark spans sessions.
 
     python -m bench.transfer [--spec specs/fetch_push.yaml] [--source FetchPush-v4]
         [--target FetchPickAndPlace-v4] [--source-budget 500000] [--budget 1000000]
@@ -80,10 +81,10 @@ def main() -> None:
         parser.error(f"--variants: unknown {', '.join(unknown)} (from {', '.join(VARIANTS)})")
     target_recipe = task_recipe(load_spec(args.recipe), args.target)
 
-    def run(directory: Path, overrides: list[str], checkpoint: bool = False) -> bool:
+    def run(directory: Path, overrides: list[str]) -> bool:
         every = [f"eval.every_env_steps={args.eval_every}", *overrides, *args.overrides]
         done = train_kept(args.spec, directory, [f"--set={o}" for o in every], args.minutes,
-                          checkpoint=checkpoint)
+                          checkpoint=True)
         print(f"{directory.name}: {'done' if done else 'stopped'}", file=sys.stderr)
         return done
 
@@ -92,7 +93,7 @@ def main() -> None:
                    for arch in dict.fromkeys(VARIANTS[v][1] for v in variants) if arch}
         ready = {arch: run(directory, [f"tasks=[{args.source}]", f"seed={seed}",
                                        f"budget.env_steps={args.source_budget}",
-                                       f"model.arch={arch}"], checkpoint=True)
+                                       f"model.arch={arch}"])
                  for arch, directory in sources.items()}
         for variant in variants:
             overrides, arch = VARIANTS[variant]

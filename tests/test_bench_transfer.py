@@ -50,6 +50,7 @@ def test_targets_start_from_their_kept_sources(
 
     kept = tmp_path / "results" / "transfer"
     assert (kept / "t_source_onehot_s1.pt").read_bytes() == b"weights of t_source_onehot_s1"
+    assert (kept / "t_finetune_s1.pt").read_bytes() == b"weights of t_finetune_s1"
     assert "tasks=[FetchPush-v4]" in calls["t_source_onehot_s1"]
     finetune = calls["t_finetune_s1"]
     assert f"transfer.from_checkpoint={kept / 't_source_onehot_s1.pt'}" in finetune
