@@ -2,8 +2,8 @@
 
 FetchPickAndPlace puts about half of its goals above the table; a policy that only pushes
 solves the others. The split shows what a run has learned of the lift (docs/multitask.md,
-section 5). The episodes are those of ``main.py eval --episodes N --seed S`` for a run of
-this one task: noise-free, the same reset seeds.
+section 5). The episodes are those that ``main.py eval --episodes N --seed S`` scores for
+the task (noise-free, the same reset seeds).
 
     python -m bench.goal_heights RUN/checkpoints/latest.pt [--task FetchPickAndPlace-v4]
         [--episodes 100] [--seed 1000] [--air-above 0.43]
@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 
-from agent.report.evaluate import load_policy
-from common.policy import task_shapes
-from observer.rollout import Rollout
+from agent.report.evaluate import evaluation_batches, load_policy
 
 TABLE_TOP_Z = 0.43
 """Goals higher than this (m) are in the air: the object rests at z = 0.425 on the table."""
@@ -49,13 +48,8 @@ def main() -> None:
     if args.task not in spec.tasks:
         parser.error(f"--task {args.task}: not a task of {args.checkpoint} "
                      f"({', '.join(spec.tasks)})")
-    rollout = Rollout(spec.tasks, task_shapes(spec.tasks), policy,
-                      spec.collect.envs_per_observer, 0.0, 0.0)
-    try:
-        batch = rollout.collect(args.task, args.episodes, False,
-                                np.random.default_rng(args.seed))
-    finally:
-        rollout.close()
+    with closing(evaluation_batches(spec, policy, args.episodes, args.seed)) as batches:
+        batch = next(b for b in batches if b.task == args.task)
     print(json.dumps({"checkpoint": str(args.checkpoint), "task": args.task,
                       **split_by_height(batch.desired_goal[:, 0, 2], batch.success,
                                         args.air_above)}))
