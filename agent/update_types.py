@@ -21,6 +21,10 @@ class Batch:
     def to(self, device: torch.device) -> Batch:
         return Batch(*(t.to(device, non_blocking=True) for t in vars(self).values()))
 
+    def rows(self, index: slice | torch.Tensor) -> Batch:
+        """The rows ``index`` selects (a slice is a view)."""
+        return Batch(*(t[index] for t in vars(self).values()))
+
 
 @dataclass
 class UpdateResult:

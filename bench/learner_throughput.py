@@ -8,9 +8,11 @@ float32 matmul), and what all cores deliver together (one such process per core 
 once): the ceiling for any way of spreading the learner over the box.
 
     python -m bench.learner_throughput [--spec specs/fetch_push.yaml] [--batch-size N]
-                                       [--hidden 128 128 128] [--repeats 5]
+                                       [--hidden 128 128 128] [--repeats 5] [--pcgrad]
 
 The network and batch default to the spec's (the shipped Push recipe: 3x128, batch 1024).
+``--pcgrad`` times our update with PCGrad's per-task gradients (``weighting.name: pcgrad``)
+against the same plain update.
 """
 
 from __future__ import annotations
@@ -146,12 +148,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--hidden", type=int, nargs="+", default=None,
                         help="default: the spec's")
+    parser.add_argument("--pcgrad", action="store_true",
+                        help="our update with PCGrad (per-task gradients, projected)")
     args = parser.parse_args()
     shipped = load_spec(args.spec).learner
     args.batch_size = args.batch_size or shipped.batch_size
     torch.set_num_threads(1)
     cfg = Learner(hidden_sizes=args.hidden or shipped.hidden_sizes)
-    ours = TD3Learner(INPUT_DIM, ACTION_DIM, NUM_TASKS, cfg, torch.device("cpu"))
+    ours = TD3Learner(INPUT_DIM, ACTION_DIM, NUM_TASKS, cfg, torch.device("cpu"),
+                      project_gradients=args.pcgrad)
     plain = PlainTD3(cfg)
     batch = random_batch(args.batch_size)
     weights = torch.full((NUM_TASKS,), 1 / NUM_TASKS)
@@ -168,6 +173,7 @@ def main() -> None:
         "spec": args.spec,
         "batch_size": args.batch_size,
         "hidden_sizes": cfg.hidden_sizes,
+        "pcgrad": args.pcgrad,
         "ours_updates_per_s": round(ours_best, 1),
         "plain_updates_per_s": round(plain_best, 1),
         "ratio_ours_over_plain": round(ours_best / plain_best, 3),

@@ -204,7 +204,10 @@ def _conflicting_batch() -> Batch:
                                  torch.ones(32, dtype=torch.long)]))
 
 
-def test_pcgrad_inside_the_update_steps_along_the_projected_gradient() -> None:
+@pytest.mark.parametrize("rows", ["grouped", "interleaved"])
+def test_pcgrad_inside_the_update_steps_along_the_projected_gradient(rows: str) -> None:
+    """Each task's gradient comes from a forward pass of its own rows (any row order); the
+    step and the reported per-task values are those of the whole batch's graph."""
     from meta.pcgrad import pcgrad
 
     torch.manual_seed(0)
@@ -216,9 +219,11 @@ def test_pcgrad_inside_the_update_steps_along_the_projected_gradient() -> None:
             critic.net[-1].bias.fill_(-0.5)
             target.net[-1].bias.fill_(0.0)
     batch, weights = _conflicting_batch(), torch.tensor([0.5, 0.5])
+    if rows == "interleaved":
+        batch = batch.rows(torch.randperm(len(batch.task)))
     critics = list(learner.critics.parameters())
     counts = task_counts(batch.task, 2)
-    per_task, _, _ = learner._critic_losses(batch, counts)
+    per_task, _ = learner._critic_losses(batch, counts)
     grads = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(
         per_task[t], critics, retain_graph=True)]) for t in range(2)])
     assert grads[0] @ grads[1] < 0  # the case PCGrad exists for
@@ -226,9 +231,10 @@ def test_pcgrad_inside_the_update_steps_along_the_projected_gradient() -> None:
     plain = weights @ grads
     assert not torch.allclose(expected, plain, atol=1e-6)
     before = params(learner.critics)
-    learner.update(batch, weights, update_actor=False)
+    result = learner.update(batch, weights, update_actor=False)
     step = before - params(learner.critics)
     assert torch.allclose(step, 0.1 * expected, atol=1e-6)
+    assert torch.allclose(result.critic_loss_per_task, per_task.detach(), atol=1e-6)
 
 
 def test_a_task_missing_from_the_batch_gets_no_weight_in_the_update() -> None:

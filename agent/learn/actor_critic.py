@@ -45,6 +45,14 @@ def task_counts(task: torch.Tensor, num_tasks: int) -> torch.Tensor:
     return torch.zeros(num_tasks, device=task.device).index_add_(0, task, ones)
 
 
+def grouped_by_task(batch: Batch, target: torch.Tensor | None
+                    ) -> tuple[Batch, torch.Tensor | None]:
+    """``batch`` (and its TD ``target``) with the rows of each task together, in task order
+    (the batch sampler builds them so already; the order within a task is kept)."""
+    order = torch.argsort(batch.task, stable=True)
+    return batch.rows(order), None if target is None else target[order]
+
+
 def combine(per_task: torch.Tensor, weights: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     """Weighted sum over tasks present in the batch, weights renormalized over them."""
     w = weights * present
@@ -174,9 +182,15 @@ class ActorCriticLearner:
         weights = task_weights.to(self.device)
         counts = task_counts(batch.task, self.num_tasks)
         present = (counts > 0).float()
-        critic_per_task, q, target = self._critic_losses(batch, counts, target)
+        if self.project_gradients:
+            batch, target = grouped_by_task(batch, target)
+        critic_per_task, own, rows = self._losses(
+            lambda r: self._critic_losses(batch.rows(r), counts,
+                                          None if target is None else target[r]),
+            counts)
+        q, target = rows["q"], rows["target"]
         self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss = self._backward(critic_per_task, weights, present, self.critics)
+        critic_loss = self._backward(critic_per_task, own, weights, present, self.critics)
         self.grad_sync(self.critics)
         self.critic_opt.step()
         self.updates += 1
@@ -191,9 +205,10 @@ class ActorCriticLearner:
         if update_actor is None:
             update_actor = self.updates % self.actor_update_every == 0
         if update_actor:
-            actor_per_task, step = self._actor_losses(batch, counts)
+            actor_per_task, own, step = self._losses(
+                lambda r: self._actor_losses(batch.rows(r), counts), counts)
             self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss = self._backward(actor_per_task, weights, present, self.actor)
+            actor_loss = self._backward(actor_per_task, own, weights, present, self.actor)
             self.grad_sync(self.actor)
             self.actor_opt.step()
             result.actor_loss = actor_loss.detach()
@@ -230,13 +245,43 @@ class ActorCriticLearner:
 
     def _critic_losses(
         self, batch: Batch, counts: torch.Tensor, target: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-task TD losses of the critics, first critic's Q (detached) and the target."""
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Per-task TD losses of the critics; per row, the first critic's Q (detached) and
+        the target."""
         if target is None:
             target = self.td_target(batch)
         qs = [q(batch.obs, batch.action) for q in self.critics]
         td_error = sum(F.mse_loss(q, target, reduction="none") for q in qs)
-        return per_task_mean(td_error, batch.task, counts), qs[0].detach(), target
+        return per_task_mean(td_error, batch.task, counts), {"q": qs[0].detach(),
+                                                             "target": target}
+
+    def _losses(
+        self, losses: Callable[[slice], tuple[torch.Tensor, dict[str, Any]]],
+        counts: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[int, torch.Tensor], dict[str, Any]]:
+        """``losses(rows)`` (per-task losses and per-row outputs of the batch's ``rows``)
+        over the whole batch: the per-task losses, each present task's own loss for PCGrad,
+        and the per-row outputs in batch order.
+
+        Without PCGrad one call on every row, and no own losses. With it (the batch
+        grouped by task, :func:`grouped_by_task`) one call per task on its rows alone: each
+        task's loss then has a graph of its own rows, so the K per-task backward passes
+        cost one backward of the batch together instead of one each.
+        """
+        if not self.project_gradients:
+            per_task, rows = losses(slice(None))
+            return per_task, {}, rows
+        ends = counts.cumsum(0).long().tolist()
+        own, parts = {}, []
+        for task, (start, end) in enumerate(zip([0, *ends[:-1]], ends, strict=True)):
+            if end > start:
+                per_task, rows = losses(slice(start, end))
+                own[task] = per_task[task]
+                parts.append(rows)
+        per_task = torch.zeros(self.num_tasks, device=counts.device)
+        per_task[list(own)] = torch.stack(list(own.values())).detach()
+        return per_task, own, {key: torch.cat([rows[key] for rows in parts])
+                               for key in parts[0]}
 
     @torch.no_grad()
     def td_target(self, batch: Batch) -> torch.Tensor:
@@ -262,20 +307,20 @@ class ActorCriticLearner:
             return functools.reduce(torch.minimum, [critic(obs, action) for critic in critics])
 
     def _backward(
-        self, per_task: torch.Tensor, weights: torch.Tensor, present: torch.Tensor,
-        module: nn.Module,
+        self, per_task: torch.Tensor, own: dict[int, torch.Tensor], weights: torch.Tensor,
+        present: torch.Tensor, module: nn.Module,
     ) -> torch.Tensor:
-        """Gradients of the weighted per-task losses into ``module`` (PCGrad if enabled);
-        returns the combined loss."""
+        """Gradients of the weighted per-task losses into ``module``, or with PCGrad of each
+        task's ``own`` loss, projected and combined; returns the combined loss."""
         loss = combine(per_task, weights, present)
         if not self.project_gradients:
             loss.backward()
             return loss
         params = [p for p in module.parameters() if p.requires_grad]
-        tasks = present.nonzero().flatten().tolist()
+        tasks = list(own)
         grads = torch.stack([
             torch.cat([g.reshape(-1) for g in torch.autograd.grad(
-                per_task[t], params, retain_graph=True, materialize_grads=True)])
+                own[t], params, materialize_grads=True)])
             for t in tasks
         ])
         task_weights = weights[tasks] / weights[tasks].sum().clamp_min(1e-12)
