@@ -29,8 +29,8 @@ from agent.report.summary import read_records
 from bench.study import OUT as STUDY
 from bench.study import study_runs
 
-SIGNALS = ("signals/td_abs", "signals/grad_norm", "signals/grad_cos", "losses/critic",
-           "q/mean")
+SIGNALS = ("signals/td_abs", "signals/grad_norm", "signals/grad_cos", "signals/conflict_cos",
+           "losses/critic", "q/mean")
 
 
 def windows(run_dir: Path, ahead: int = 1) -> list[dict]:

@@ -118,6 +118,7 @@ def test_task_signals_are_recorded_at_their_cadence(finished_run: Path) -> None:
             assert record[f"signals/td_abs/{task}"] > 0
             assert record[f"signals/grad_norm/{task}"] > 0
             assert -1.0 <= record[f"signals/grad_cos/{task}"] <= 1.0
+            assert -1.0 <= record[f"signals/conflict_cos/{task}"] <= 1.0
 
 
 def test_the_reference_documents_every_key_the_train_records_hold(finished_run: Path) -> None:

@@ -1,4 +1,5 @@
-"""Per-task signals: |TD error|, the task's own critic gradient, its cosine with the joint one."""
+"""Per-task signals: |TD error|, the task's own critic gradient, its cosine with the joint one
+and its smallest cosine with another task's."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from agent.learn.actor_critic import combine, task_counts
-from agent.learn.task_signals import task_signals
+from agent.learn.task_signals import smallest_pair_cosine, task_signals
 from agent.learn.td3 import TD3Learner
 from common.spec import Learner
 from tests.test_td3 import make_batch
@@ -47,6 +48,10 @@ def test_signals_match_the_task_losses_and_gradients_computed_by_hand() -> None:
     for task in range(3):
         cosine = torch.nn.functional.cosine_similarity(grads[task], joint, dim=0)
         assert signals["signals/grad_cos"][task].item() == pytest.approx(cosine.item(), abs=1e-5)
+        pair = min(torch.nn.functional.cosine_similarity(grads[task], grads[other], dim=0)
+                   for other in range(3) if other != task)
+        assert signals["signals/conflict_cos"][task].item() == pytest.approx(pair.item(),
+                                                                            abs=1e-5)
 
 
 def test_a_task_alone_in_the_batch_points_along_the_joint_gradient() -> None:
@@ -55,8 +60,18 @@ def test_a_task_alone_in_the_batch_points_along_the_joint_gradient() -> None:
     signals, present = task_signals(learner, batch, torch.tensor([0.5, 0.5]))
     assert present.tolist() == [1.0, 0.0]
     assert signals["signals/grad_cos"][0].item() == pytest.approx(1.0, abs=1e-5)
+    assert signals["signals/conflict_cos"][0].item() == 1.0  # no other task to conflict with
     assert signals["signals/grad_norm"][0].item() > 0
     assert signals["signals/grad_norm"][1].item() == 0.0
+
+
+def test_the_smallest_pair_cosine_is_negative_for_a_conflicting_pair_and_skips_absent_tasks(
+) -> None:
+    grads = torch.tensor([[1.0, 0.0], [-1.0, 1.0], [0.0, 2.0], [-5.0, 0.0]])
+    cosines = smallest_pair_cosine(grads, present=torch.tensor([1.0, 1.0, 1.0, 0.0]))
+    half = 2 ** -0.5
+    # task 0 conflicts with task 1 (cosine -1/sqrt 2); task 3, absent, counts for no one
+    assert cosines[:3].tolist() == pytest.approx([-half, -half, 0.0])
 
 
 def test_signals_leave_the_weights_and_their_gradients_alone() -> None:

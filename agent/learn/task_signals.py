@@ -6,7 +6,10 @@ For one batch, at the learner's current weights, without stepping anything:
 - ``signals/grad_norm``: the norm of the gradient of the task's own critic loss over the
   shared critic parameters (those whose name has no ``task_``);
 - ``signals/grad_cos``: that gradient's cosine with the joint gradient, the gradient of
-  the weighted sum of the tasks' losses that the update follows.
+  the weighted sum of the tasks' losses that the update follows;
+- ``signals/conflict_cos``: the smallest cosine of that gradient with another task's own
+  gradient, negative where two tasks' gradients conflict (where PCGrad would project one
+  off the other); 1 when no other task has rows in the batch.
 
 It costs one backward per task present in the batch; the principal records the signals
 every ``metrics.signals_every_updates`` updates (docs/multitask.md reads them).
@@ -41,5 +44,16 @@ def task_signals(learner: ActorCriticLearner, batch: Batch, task_weights: torch.
     norms = grads.norm(dim=1)
     cosine = grads @ joint / (norms * joint.norm()).clamp_min(1e-12)
     signals = {"signals/td_abs": per_task_mean(td.abs().mean(0).detach(), batch.task, counts),
-               "signals/grad_norm": norms, "signals/grad_cos": cosine}
+               "signals/grad_norm": norms, "signals/grad_cos": cosine,
+               "signals/conflict_cos": smallest_pair_cosine(grads, present)}
     return signals, present
+
+
+def smallest_pair_cosine(grads: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """Per task, the smallest cosine of its gradient (a row of ``grads``) with another
+    present task's; 1 where no other task is present."""
+    unit = grads / grads.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    pairs = unit @ unit.T
+    others = present[None, :].bool() & ~torch.eye(len(grads), dtype=torch.bool,
+                                                   device=grads.device)
+    return pairs.masked_fill(~others, 1.0).amin(dim=1).clamp(max=1.0)
