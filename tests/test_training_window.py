@@ -58,6 +58,15 @@ def test_the_next_record_counts_only_what_came_after_the_flush() -> None:
     assert "perf/policy_lag_updates" not in record
 
 
+def test_a_meta_update_counts_every_learner_update_it_made() -> None:
+    window = TrainingWindow(len(TASKS))
+    window.add_update(result(1.0), weights=torch.tensor([0.5, 0.5]), updates=8)  # k=4, K=2
+    window.add_update(result(3.0), weights=torch.tensor([0.5, 0.5]), updates=8)
+    record = window.flush(TASKS, now=window.since + 2.0)
+    assert record["perf/updates_per_s"] == pytest.approx(8.0)
+    assert record["losses/critic"] == pytest.approx(2.0)  # each meta-update's mean, once
+
+
 def test_a_task_missing_from_a_batch_does_not_dilute_its_means() -> None:
     window = TrainingWindow(len(TASKS))
     both = result(2.0, per_task=[2.0, 6.0])

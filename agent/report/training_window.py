@@ -39,10 +39,11 @@ class TrainingWindow:
         self.success[task].append(batch.success)
         self.lag.append(current_version - batch.policy_version)
 
-    def add_update(self, result: UpdateResult, weights: torch.Tensor) -> None:
+    def add_update(self, result: UpdateResult, weights: torch.Tensor, updates: int = 1) -> None:
         """One update's values, and the loss weight it gave each task (every task has a
-        weight in every update; its other per-task values count where it had rows)."""
-        self.updates += 1
+        weight in every update; its other per-task values count where it had rows).
+        ``updates``: the learner updates it made (a meta-update makes several)."""
+        self.updates += updates
         for key, value in result.scalars().items():
             self.sums[key] = self.sums[key] + value if key in self.sums else value.clone()
             self.counts[key] = self.counts.get(key, 0) + 1

@@ -338,9 +338,9 @@ class Principal:
         shares, task_weights = self.task_mix.batch_shares(), self.task_mix.weights()
         before = self.learner.updates
         result = self.updater.update(shares, task_weights)
-        self.task_mix.update_done(result, task_weights)
-        self._window.add_update(result, torch.as_tensor(task_weights))
         after = self.learner.updates
+        self.task_mix.update_done(result, task_weights)
+        self._window.add_update(result, torch.as_tensor(task_weights), updates=after - before)
         every = self.spec.metrics.signals_every_updates
         if every and crossed(before, after, every):
             signals, present = task_signals(self.learner, self.updater.signal_batch(shares),
