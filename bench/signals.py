@@ -90,20 +90,21 @@ def correlations(rows: list[dict]) -> list[dict]:
 
 
 def plot(rows: list[dict], png: Path) -> None:
-    """Each signal's level (top) and change (bottom) against the success gain ahead, one
-    colour per task, with the pooled Spearman ρ in each panel's title."""
+    """Each recorded signal's level (top) and change (bottom) against the success gain ahead,
+    one colour per task, with the pooled Spearman ρ in each panel's title."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     kinds = ("level", "change")
-    fig, axes = plt.subplots(len(kinds), len(SIGNALS), figsize=(4 * len(SIGNALS), 7),
+    names = [n for n in SIGNALS if any(r[f"{n} level"] is not None for r in rows)]
+    fig, axes = plt.subplots(len(kinds), len(names), figsize=(4 * len(names), 7),
                              squeeze=False)
     tasks = sorted({r["task"] for r in rows})
     rho = {c["predictor"]: c["spearman"] for c in correlations(rows)}
     for row, kind in enumerate(kinds):
-        for ax, name in zip(axes[row], SIGNALS, strict=True):
+        for ax, name in zip(axes[row], names, strict=True):
             key = f"{name} {kind}"
             for task in tasks:
                 points = [(r[key], r["gain"]) for r in rows
