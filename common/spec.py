@@ -221,7 +221,7 @@ class Metrics(_Section):
     """Emit training scalars every this many learner updates."""
     signals_every_updates: NonNegInt = 0
     """Record per-task learning signals (signals/td_abs, signals/grad_norm, signals/grad_cos,
-    signals/conflict_cos) every this many updates, at the cost of one backward per task;
+    signals/conflict_cos) every this many updates, at the cost of about one backward of a batch;
     0: never."""
     queue_size: PositiveInt = 1_000
     """Bound of the metrics queue; records beyond it are dropped and counted."""

@@ -53,6 +53,15 @@ def grouped_by_task(batch: Batch, target: torch.Tensor | None
     return batch.rows(order), None if target is None else target[order]
 
 
+def task_gradients(losses: Sequence[torch.Tensor], params: Sequence[torch.Tensor]
+                   ) -> torch.Tensor:
+    """The gradient of each loss over ``params``, flattened: one row per loss."""
+    return torch.stack([
+        torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params,
+                                                              materialize_grads=True)])
+        for loss in losses])
+
+
 def combine(per_task: torch.Tensor, weights: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     """Weighted sum over tasks present in the batch, weights renormalized over them."""
     w = weights * present
@@ -187,7 +196,7 @@ class ActorCriticLearner:
         critic_per_task, own, rows = self._losses(
             lambda r: self._critic_losses(batch.rows(r), counts,
                                           None if target is None else target[r]),
-            counts)
+            counts, grouped=self.project_gradients)
         q, target = rows["q"], rows["target"]
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss = self._backward(critic_per_task, own, weights, present, self.critics)
@@ -206,7 +215,8 @@ class ActorCriticLearner:
             update_actor = self.updates % self.actor_update_every == 0
         if update_actor:
             actor_per_task, own, step = self._losses(
-                lambda r: self._actor_losses(batch.rows(r), counts), counts)
+                lambda r: self._actor_losses(batch.rows(r), counts), counts,
+                grouped=self.project_gradients)
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss = self._backward(actor_per_task, own, weights, present, self.actor)
             self.grad_sync(self.actor)
@@ -243,32 +253,46 @@ class ActorCriticLearner:
         actor, critics = self.trainable_parameters()
         return [*actor, *critics]
 
+    def own_critic_losses(self, batch: Batch, target: torch.Tensor
+                          ) -> tuple[dict[int, torch.Tensor], dict[str, torch.Tensor]]:
+        """Each present task's critic loss, from its own rows alone (``batch`` and its TD
+        ``target`` grouped by task, :func:`grouped_by_task`), and the per-row outputs of
+        :meth:`_critic_losses`; nothing is stepped."""
+        counts = task_counts(batch.task, self.num_tasks)
+        _, own, rows = self._losses(
+            lambda r: self._critic_losses(batch.rows(r), counts, target[r]), counts,
+            grouped=True)
+        return own, rows
+
     def _critic_losses(
         self, batch: Batch, counts: torch.Tensor, target: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Per-task TD losses of the critics; per row, the first critic's Q (detached) and
-        the target."""
+        """Per-task TD losses of the critics; per row, the first critic's Q and the mean
+        |TD error| over the critics (both detached), and the target."""
         if target is None:
             target = self.td_target(batch)
         qs = [q(batch.obs, batch.action) for q in self.critics]
         td_error = sum(F.mse_loss(q, target, reduction="none") for q in qs)
+        td_abs = sum((q.detach() - target).abs() for q in qs) / len(qs)
         return per_task_mean(td_error, batch.task, counts), {"q": qs[0].detach(),
+                                                             "td_abs": td_abs,
                                                              "target": target}
 
     def _losses(
         self, losses: Callable[[slice], tuple[torch.Tensor, dict[str, Any]]],
-        counts: torch.Tensor,
+        counts: torch.Tensor, grouped: bool,
     ) -> tuple[torch.Tensor, dict[int, torch.Tensor], dict[str, Any]]:
         """``losses(rows)`` (per-task losses and per-row outputs of the batch's ``rows``)
-        over the whole batch: the per-task losses, each present task's own loss for PCGrad,
-        and the per-row outputs in batch order.
+        over the whole batch: the per-task losses, each present task's own loss, and the
+        per-row outputs in batch order.
 
-        Without PCGrad one call on every row, and no own losses. With it (the batch
-        grouped by task, :func:`grouped_by_task`) one call per task on its rows alone: each
+        Not ``grouped``: one call on every row, and no own losses. ``grouped`` (the batch
+        grouped by task, :func:`grouped_by_task`): one call per task on its rows alone; each
         task's loss then has a graph of its own rows, so the K per-task backward passes
-        cost one backward of the batch together instead of one each.
+        (PCGrad's, the signals') cost one backward of the batch together instead of one
+        each.
         """
-        if not self.project_gradients:
+        if not grouped:
             per_task, rows = losses(slice(None))
             return per_task, {}, rows
         ends = counts.cumsum(0).long().tolist()
@@ -318,11 +342,7 @@ class ActorCriticLearner:
             return loss
         params = [p for p in module.parameters() if p.requires_grad]
         tasks = list(own)
-        grads = torch.stack([
-            torch.cat([g.reshape(-1) for g in torch.autograd.grad(
-                own[t], params, materialize_grads=True)])
-            for t in tasks
-        ])
+        grads = task_gradients(list(own.values()), params)
         task_weights = weights[tasks] / weights[tasks].sum().clamp_min(1e-12)
         flat = pcgrad(grads, task_weights)
         for param, grad in zip(params, flat.split([p.numel() for p in params]), strict=True):

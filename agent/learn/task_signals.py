@@ -11,15 +11,22 @@ For one batch, at the learner's current weights, without stepping anything:
   gradient, negative where two tasks' gradients conflict (where PCGrad would project one
   off the other); 1 when no other task has rows in the batch.
 
-It costs one backward per task present in the batch; the principal records the signals
-every ``metrics.signals_every_updates`` updates (docs/multitask.md reads them).
+The per-task losses are taken on the batch grouped by task, so the K backward passes cost
+about one backward of the batch together; the principal records the signals every
+``metrics.signals_every_updates`` updates (docs/multitask.md reads them).
 """
 
 from __future__ import annotations
 
 import torch
 
-from agent.learn.actor_critic import ActorCriticLearner, per_task_mean, task_counts
+from agent.learn.actor_critic import (
+    ActorCriticLearner,
+    grouped_by_task,
+    per_task_mean,
+    task_counts,
+    task_gradients,
+)
 from agent.update_types import Batch
 
 
@@ -29,21 +36,17 @@ def task_signals(learner: ActorCriticLearner, batch: Batch, task_weights: torch.
     values of the others are 0 and mean nothing)."""
     counts = task_counts(batch.task, learner.num_tasks)
     present = (counts > 0).float()
-    target = learner.td_target(batch)
-    td = torch.stack([critic(batch.obs, batch.action) - target for critic in learner.critics])
-    losses = per_task_mean(td.pow(2).sum(0), batch.task, counts)  # the update's critic losses
+    batch, target = grouped_by_task(batch, learner.td_target(batch))
+    own, rows = learner.own_critic_losses(batch, target)
     shared = [p for name, p in learner.critics.named_parameters()
               if p.requires_grad and "task_" not in name]
-    grads = torch.zeros(learner.num_tasks, sum(p.numel() for p in shared), device=td.device)
-    for task in present.nonzero().flatten().tolist():
-        task_grads = torch.autograd.grad(losses[task], shared, retain_graph=True,
-                                         materialize_grads=True)
-        grads[task] = torch.cat([g.reshape(-1) for g in task_grads])
-    weights = task_weights.to(td.device) * present
+    grads = torch.zeros(learner.num_tasks, sum(p.numel() for p in shared), device=counts.device)
+    grads[list(own)] = task_gradients(list(own.values()), shared)
+    weights = task_weights.to(counts.device) * present
     joint = (weights[:, None] * grads).sum(0) / weights.sum().clamp_min(1e-12)
     norms = grads.norm(dim=1)
     cosine = grads @ joint / (norms * joint.norm()).clamp_min(1e-12)
-    signals = {"signals/td_abs": per_task_mean(td.abs().mean(0).detach(), batch.task, counts),
+    signals = {"signals/td_abs": per_task_mean(rows["td_abs"], batch.task, counts),
                "signals/grad_norm": norms, "signals/grad_cos": cosine,
                "signals/conflict_cos": smallest_pair_cosine(grads, present)}
     return signals, present
