@@ -9,10 +9,13 @@ once): the ceiling for any way of spreading the learner over the box.
 
     python -m bench.learner_throughput [--spec specs/fetch_push.yaml] [--batch-size N]
                                        [--hidden 128 128 128] [--repeats 5] [--pcgrad]
+                                       [--signals]
 
 The network and batch default to the spec's (the shipped Push recipe: 3x128, batch 1024).
 ``--pcgrad`` times our update with PCGrad's per-task gradients (``weighting.name: pcgrad``)
-against the same plain update.
+against the same plain update. ``--signals`` also times one recording of the per-task
+signals (:func:`agent.learn.task_signals.task_signals`, every
+``metrics.signals_every_updates`` updates in a run), in our updates' time.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from agent.learn.task_signals import task_signals
 from agent.learn.td3 import TD3Learner
 from agent.update_types import Batch
 from common.networks import Actor, Critic
@@ -150,6 +154,8 @@ def main() -> None:
                         help="default: the spec's")
     parser.add_argument("--pcgrad", action="store_true",
                         help="our update with PCGrad (per-task gradients, projected)")
+    parser.add_argument("--signals", action="store_true",
+                        help="also time the per-task signals, in our updates' time")
     args = parser.parse_args()
     shipped = load_spec(args.spec).learner
     args.batch_size = args.batch_size or shipped.batch_size
@@ -165,6 +171,12 @@ def main() -> None:
         ours_rates.append(rate(lambda: ours.update(batch, weights), args.seconds))
         plain_rates.append(rate(lambda: plain.update(batch), args.seconds))
     ours_best, plain_best = max(ours_rates), max(plain_rates)
+    signals = {}
+    if args.signals:
+        signals_best = max(rate(lambda: task_signals(ours, batch, weights), args.seconds)
+                           for _ in range(args.repeats))
+        signals = {"signals_per_s": round(signals_best, 1),
+                   "signals_in_updates": round(ours_best / signals_best, 2)}
     gflop = update_flops(cfg, args.batch_size) / 1e9
     peak = matmul_peak_gflops()
     print(json.dumps({
@@ -177,6 +189,7 @@ def main() -> None:
         "ours_updates_per_s": round(ours_best, 1),
         "plain_updates_per_s": round(plain_best, 1),
         "ratio_ours_over_plain": round(ours_best / plain_best, 3),
+        **signals,
         "gflop_per_update": round(gflop, 2),
         "ours_gflops": round(gflop * ours_best, 1),
         "matmul_peak_gflops": round(peak, 1),
