@@ -253,16 +253,17 @@ class ActorCriticLearner:
         actor, critics = self.trainable_parameters()
         return [*actor, *critics]
 
-    def own_critic_losses(self, batch: Batch, target: torch.Tensor
-                          ) -> tuple[dict[int, torch.Tensor], dict[str, torch.Tensor]]:
-        """Each present task's critic loss, from its own rows alone (``batch`` and its TD
-        ``target`` grouped by task, :func:`grouped_by_task`), and the per-row outputs of
-        :meth:`_critic_losses`; nothing is stepped."""
+    def own_critic_losses(self, batch: Batch
+                          ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """Each present task's critic loss, from its own rows alone (so that the tasks'
+        backward passes cost one of the batch together), and each task's mean |TD error|
+        over the critics; nothing is stepped."""
         counts = task_counts(batch.task, self.num_tasks)
+        batch, target = grouped_by_task(batch, self.td_target(batch))
         _, own, rows = self._losses(
             lambda r: self._critic_losses(batch.rows(r), counts, target[r]), counts,
             grouped=True)
-        return own, rows
+        return own, per_task_mean(rows["td_abs"], batch.task, counts)
 
     def _critic_losses(
         self, batch: Batch, counts: torch.Tensor, target: torch.Tensor | None = None

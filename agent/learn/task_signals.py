@@ -11,8 +11,8 @@ For one batch, at the learner's current weights, without stepping anything:
   gradient, negative where two tasks' gradients conflict (where PCGrad would project one
   off the other); 1 when no other task has rows in the batch.
 
-The per-task losses are taken on the batch grouped by task, so the K backward passes cost
-about one backward of the batch together; the principal records the signals every
+Each task's loss is taken on its own rows, so the K backward passes cost about one backward
+of the batch together; the principal records the signals every
 ``metrics.signals_every_updates`` updates (docs/multitask.md reads them).
 """
 
@@ -20,13 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from agent.learn.actor_critic import (
-    ActorCriticLearner,
-    grouped_by_task,
-    per_task_mean,
-    task_counts,
-    task_gradients,
-)
+from agent.learn.actor_critic import ActorCriticLearner, task_counts, task_gradients
 from agent.update_types import Batch
 
 
@@ -36,8 +30,7 @@ def task_signals(learner: ActorCriticLearner, batch: Batch, task_weights: torch.
     values of the others are 0 and mean nothing)."""
     counts = task_counts(batch.task, learner.num_tasks)
     present = (counts > 0).float()
-    batch, target = grouped_by_task(batch, learner.td_target(batch))
-    own, rows = learner.own_critic_losses(batch, target)
+    own, td_abs = learner.own_critic_losses(batch)
     shared = [p for name, p in learner.critics.named_parameters()
               if p.requires_grad and "task_" not in name]
     grads = torch.zeros(learner.num_tasks, sum(p.numel() for p in shared), device=counts.device)
@@ -46,7 +39,7 @@ def task_signals(learner: ActorCriticLearner, batch: Batch, task_weights: torch.
     joint = (weights[:, None] * grads).sum(0) / weights.sum().clamp_min(1e-12)
     norms = grads.norm(dim=1)
     cosine = grads @ joint / (norms * joint.norm()).clamp_min(1e-12)
-    signals = {"signals/td_abs": per_task_mean(rows["td_abs"], batch.task, counts),
+    signals = {"signals/td_abs": td_abs,
                "signals/grad_norm": norms, "signals/grad_cos": cosine,
                "signals/conflict_cos": smallest_pair_cosine(grads, present)}
     return signals, present
