@@ -261,23 +261,24 @@ class ActorCriticLearner:
         counts = task_counts(batch.task, self.num_tasks)
         batch, target = grouped_by_task(batch, self.td_target(batch))
         _, own, rows = self._losses(
-            lambda r: self._critic_losses(batch.rows(r), counts, target[r]), counts,
-            grouped=True)
+            lambda r: self._critic_losses(batch.rows(r), counts, target[r], td_abs=True),
+            counts, grouped=True)
         return own, per_task_mean(rows["td_abs"], batch.task, counts)
 
     def _critic_losses(
-        self, batch: Batch, counts: torch.Tensor, target: torch.Tensor | None = None
+        self, batch: Batch, counts: torch.Tensor, target: torch.Tensor | None = None,
+        td_abs: bool = False,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Per-task TD losses of the critics; per row, the first critic's Q and the mean
-        |TD error| over the critics (both detached), and the target."""
+        """Per-task TD losses of the critics; per row, the first critic's Q (detached), the
+        target, and with ``td_abs`` the mean |TD error| over the critics (the signals')."""
         if target is None:
             target = self.td_target(batch)
         qs = [q(batch.obs, batch.action) for q in self.critics]
         td_error = sum(F.mse_loss(q, target, reduction="none") for q in qs)
-        td_abs = sum((q.detach() - target).abs() for q in qs) / len(qs)
-        return per_task_mean(td_error, batch.task, counts), {"q": qs[0].detach(),
-                                                             "td_abs": td_abs,
-                                                             "target": target}
+        rows = {"q": qs[0].detach(), "target": target}
+        if td_abs:
+            rows["td_abs"] = sum((q.detach() - target).abs() for q in qs) / len(qs)
+        return per_task_mean(td_error, batch.task, counts), rows
 
     def _losses(
         self, losses: Callable[[slice], tuple[torch.Tensor, dict[str, Any]]],
