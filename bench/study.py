@@ -6,12 +6,12 @@ after the other: each uses the whole box; a run already finished is reused, a st
 resumed), with per-task learning signals recorded (``metrics.signals_every_updates``).
 Then prints and writes ``bench/out/study/study.csv``, per configuration, seed and task:
 env steps and minutes to 0.5 and 0.9 (the first of two evaluations in a row at or above
-it), final success and the mean success over the run's evaluations (the area under the
-curve), plus the env steps until every task reached 0.5; ``study.md``, the same per
-configuration and task over seeds (each seed's env steps, the mean and range of success:
-the table docs/multitask.md shows); and ``study.png``, the curves
-(mean over seeds, min-max band) against env steps and wall-clock with each task's
-collection share and loss weight.
+it), final success, the mean success over the run's evaluations (the area under the curve)
+and the task's share of the collected episodes, plus the env steps until every task
+reached 0.5; ``study.md``, the same per configuration and task over seeds (each seed's env
+steps, the mean and range of success and share: the table docs/multitask.md shows); and
+``study.png``, the curves (mean over seeds, min-max band) against env steps and wall-clock
+with each task's collection share and loss weight.
 
 Every run gets the same budget, :data:`ENV_STEPS` (about 64 minutes here). A finished run's
 records are kept, gzipped, with its resolved spec in ``bench/results/study/`` (committed:
@@ -100,12 +100,13 @@ def _spread(values: list[float]) -> str:
 def table(rows: list[dict]) -> str:
     """The study's markdown table: per configuration and task, each seed's env steps to 0.5
     and 0.9 (— where never reached) and until every task reached 0.5, and the mean (min–max
-    over seeds) of final and mean success."""
+    over seeds) of final and mean success and of the task's share of collected episodes."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         groups.setdefault((row["config"], row["task"]), []).append(row)
     lines = ["| configuration | task | seeds | env steps to 0.5 | to 0.9 | every task to 0.5 "
-             "| final success | mean success |", "|---|---|---|---|---|---|---|---|"]
+             "| final success | mean success | collect share |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for (config, task), runs in groups.items():
         lines.append(
             f"| {config} | {task} | {', '.join(str(r['seed']) for r in runs)} "
@@ -113,7 +114,8 @@ def table(rows: list[dict]) -> str:
             f"| {_steps([r['env_steps_to_0.9'] for r in runs])} "
             f"| {_steps([r['env_steps_all_to_0.5'] for r in runs])} "
             f"| {_spread([r['final_success'] for r in runs])} "
-            f"| {_spread([r['mean_success'] for r in runs])} |")
+            f"| {_spread([r['mean_success'] for r in runs])} "
+            f"| {_spread([r['collect_share'] for r in runs])} |")
     return "\n".join(lines) + "\n"
 
 

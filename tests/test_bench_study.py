@@ -90,12 +90,13 @@ def test_a_kept_run_is_read_to_the_study_budget_and_not_trained_again(
 def test_the_table_gives_each_seed_and_the_spread() -> None:
     row = {"config": "uniform", "task": "Push", "env_steps_to_0.5": 200_000,
            "env_steps_to_0.9": None, "env_steps_all_to_0.5": 1_150_000,
-           "final_success": 0.9, "mean_success": 0.6}
+           "final_success": 0.9, "mean_success": 0.6, "collect_share": 0.3}
     rows = [{**row, "seed": 2}, {**row, "seed": 3, "env_steps_to_0.9": 750_000,
-                                 "final_success": 1.0, "mean_success": 0.7}]
+                                 "final_success": 1.0, "mean_success": 0.7,
+                                 "collect_share": 0.4}]
     line = study.table(rows).splitlines()[2]
     assert line == ("| uniform | Push | 2, 3 | 0.20M / 0.20M | — / 0.75M | 1.15M / 1.15M "
-                    "| 0.95 (0.90–1.00) | 0.65 (0.60–0.70) |")
+                    "| 0.95 (0.90–1.00) | 0.65 (0.60–0.70) | 0.35 (0.30–0.40) |")
 
 
 def test_the_gain_can_be_measured_several_windows_ahead(tmp_path: Path) -> None:
