@@ -175,22 +175,22 @@ def join_group(name: str, addr: str, port: int, timeout_s: float, transport: str
     Waits up to ``timeout_s`` for the agent to come up and for ``name`` to be free (the
     agent drops a lost observer once it notices). Raises :class:`Refused` if the agent's
     fingerprint differs from ``fingerprint``, :class:`NameTaken` if another process is
-    still a member under ``name``, :class:`JoinFailed` if the join fails.
+    still a member under ``name``, :class:`JoinFailed` if no agent answers, it goes away
+    while this process waits, or the join fails.
     """
-    store = dist.TCPStore(addr, port, is_master=False, timeout=timedelta(seconds=timeout_s))
-    prefixed = dist.PrefixStore(RPC_STORE_PREFIX, store)
-    prefixed.wait([MEMBERS_KEY, FINGERPRINT_KEY])  # written by the agent's start_group
-    theirs = json.loads(prefixed.get(FINGERPRINT_KEY).decode())
-    if fingerprint is not None and (differ := differences(theirs, fingerprint)):
-        raise Refused(f"{name} refused by the agent at {addr}:{port}: " + "; ".join(differ))
-    deadline = time.monotonic() + timeout_s
-    while name in _parse_members(prefixed.get(MEMBERS_KEY).decode()):
-        if time.monotonic() > deadline:
-            raise NameTaken(f"{name} is still a member of the run at {addr}:{port} after "
-                            f"{timeout_s:.0f} s; is an observer of this rank still running?")
-        time.sleep(0.5)
-    prefixed.delete_key(_join_token(name))
-    worker_id = store.add(WORKER_IDS_KEY, 1)
+    no_agent = JoinFailed(f"{name}: no agent answered at {addr}:{port} within {timeout_s:.0f} s")
+    if not _listening(addr, port, timeout_s):
+        raise no_agent
+    try:
+        store = dist.TCPStore(addr, port, is_master=False, timeout=timedelta(seconds=timeout_s))
+    except dist.DistError:
+        raise no_agent from None
+    try:
+        prefixed = _claim_name(store, name, f"{addr}:{port}", timeout_s, fingerprint)
+        worker_id = store.add(WORKER_IDS_KEY, 1)
+    except dist.DistError as exc:
+        raise JoinFailed(f"{name}: the agent at {addr}:{port} went away before this observer "
+                         f"joined ({_first_line(exc)})") from None
     try:
         rpc.init_rpc(name, rank=worker_id, world_size=None,
                      rpc_backend_options=rpc_options(addr, port, timeout_s, transport))
@@ -202,6 +202,46 @@ def join_group(name: str, addr: str, port: int, timeout_s: float, transport: str
         raise JoinFailed(f"{name} could not join the run at {addr}:{port} (is another "
                          f"observer dead but not yet dropped?): {exc}") from None
     return worker_id
+
+
+def _listening(addr: str, port: int, timeout_s: float) -> bool:
+    """Whether something accepts connections at ``addr:port`` within ``timeout_s``. Probed
+    here so that torch's store client, which logs every failed try with its C++ frames,
+    connects only once the agent is up."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((addr, port), timeout=2.0):
+                return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)
+
+
+def _claim_name(store: dist.TCPStore, name: str, where: str, timeout_s: float,
+                fingerprint: dict[str, str] | None) -> dist.PrefixStore:
+    """Check the agent's fingerprint and wait until ``name`` is free in its ``store``; the
+    store's RPC view. Store errors (the agent went away) propagate."""
+    prefixed = dist.PrefixStore(RPC_STORE_PREFIX, store)
+    prefixed.wait([MEMBERS_KEY, FINGERPRINT_KEY])  # written by the agent's start_group
+    theirs = json.loads(prefixed.get(FINGERPRINT_KEY).decode())
+    if fingerprint is not None and (differ := differences(theirs, fingerprint)):
+        raise Refused(f"{name} refused by the agent at {where}: " + "; ".join(differ))
+    deadline = time.monotonic() + timeout_s
+    while name in _parse_members(prefixed.get(MEMBERS_KEY).decode()):
+        if time.monotonic() > deadline:
+            raise NameTaken(f"{name} is still a member of the run at {where} after "
+                            f"{timeout_s:.0f} s; is an observer of this rank still running?")
+        time.sleep(0.5)
+    prefixed.delete_key(_join_token(name))
+    return prefixed
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (torch's store errors append C++ frames)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _join_token(name: str) -> str:

@@ -1,5 +1,5 @@
 """The agent's rendezvous and RPC endpoint: bound to one address, honours the start timeout,
-sleeps while idle."""
+sleeps while idle; an observer's join says when no agent is there or it went away."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch.distributed as dist
 
-from common.rpc_group import RENDEZVOUS_SCHEME, free_port
+from common.rpc_group import RENDEZVOUS_SCHEME, JoinFailed, free_port, join_group
 from common.spec import Spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,3 +124,47 @@ def test_an_observer_counts_as_a_member_once_its_join_has_finished() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines() == [
         "registered ['agent']", "joined ['agent', 'observer1'] 3"], result.stdout
+
+
+AGENT_STORE_THAT_GOES_AWAY = """
+import sys, time
+import torch.distributed as dist
+from common.rpc_group import FINGERPRINT_KEY, MEMBERS_KEY, RPC_STORE_PREFIX
+store = dist.TCPStore("127.0.0.1", int(sys.argv[1]), is_master=True, wait_for_workers=False)
+rpc_view = dist.PrefixStore(RPC_STORE_PREFIX, store)
+rpc_view.set(FINGERPRINT_KEY, "{}")
+rpc_view.set(MEMBERS_KEY, "agent-0,observer1-1,")  # observer1 still listed: a joiner waits
+print("up", flush=True)
+time.sleep(2.0)
+"""
+
+
+def test_an_observer_waiting_for_its_name_says_the_agent_went_away() -> None:
+    """The agent's store closes while an observer waits for its rank to be free: a
+    JoinFailed naming the agent, at once, not a store error after the start timeout."""
+    port = free_port("127.0.0.1")
+    agent = subprocess.Popen([sys.executable, "-c", AGENT_STORE_THAT_GOES_AWAY, str(port)],
+                             cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert agent.stdout.readline().strip() == "up"
+        start = time.monotonic()
+        with pytest.raises(JoinFailed, match=f"the agent at 127.0.0.1:{port} went away"):
+            join_group("observer1", "127.0.0.1", port, timeout_s=60)
+        assert time.monotonic() - start < 30
+    finally:
+        agent.kill()
+        agent.wait(30)
+
+
+def test_an_observer_with_no_agent_exits_1_with_one_line() -> None:
+    """No agent within the start timeout: status 1 and one line naming the address, no
+    Python traceback and none of torch's C++ connect-retry logs."""
+    port = free_port("127.0.0.1")
+    result = subprocess.run(
+        [sys.executable, "main.py", "--spec", "specs/fetch_reach.yaml", "--role", "observer",
+         "--master", f"127.0.0.1:{port}", "--world-size", "2", "--rank", "1",
+         "--set", "distributed.start_timeout_s=2"],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr.strip() == (
+        f"error: observer1: no agent answered at 127.0.0.1:{port} within 2 s"), result.stderr
