@@ -178,45 +178,47 @@ def join_group(name: str, addr: str, port: int, timeout_s: float, transport: str
     still a member under ``name``, :class:`JoinFailed` if no agent answers, it goes away
     while this process waits, or the join fails.
     """
-    no_agent = JoinFailed(f"{name}: no agent answered at {addr}:{port} within {timeout_s:.0f} s")
-    if not _listening(addr, port, timeout_s):
-        raise no_agent
+    where = f"{addr}:{port}"
+    if (refusal := _unreachable(addr, port, timeout_s)) is not None:
+        raise JoinFailed(f"{name}: no agent answered at {where} within {timeout_s:g} s "
+                         f"({refusal})")
     try:
         store = dist.TCPStore(addr, port, is_master=False, timeout=timedelta(seconds=timeout_s))
-    except dist.DistError:
-        raise no_agent from None
-    try:
-        prefixed = _claim_name(store, name, f"{addr}:{port}", timeout_s, fingerprint)
+        prefixed = _claim_name(store, name, where, timeout_s, fingerprint)
         worker_id = store.add(WORKER_IDS_KEY, 1)
+    except dist.DistStoreError as exc:  # a store that never published an agent's group
+        raise JoinFailed(f"{name}: no fetch_mt agent at {where} ({_first_line(exc)})") from None
     except dist.DistError as exc:
-        raise JoinFailed(f"{name}: the agent at {addr}:{port} went away before this observer "
+        raise JoinFailed(f"{name}: the agent at {where} went away before this observer "
                          f"joined ({_first_line(exc)})") from None
     try:
         rpc.init_rpc(name, rank=worker_id, world_size=None,
                      rpc_backend_options=rpc_options(addr, port, timeout_s, transport))
     except Exception as exc:
-        _undo_failed_join(prefixed, name, worker_id)
+        with contextlib.suppress(dist.DistError):  # the agent may be gone as well
+            _undo_failed_join(prefixed, name, worker_id)
         if "is not unique" in str(exc):
-            raise NameTaken(f"{name} joined the run at {addr}:{port} from another process "
+            raise NameTaken(f"{name} joined the run at {where} from another process "
                             "at the same time") from None
-        raise JoinFailed(f"{name} could not join the run at {addr}:{port} (is another "
-                         f"observer dead but not yet dropped?): {exc}") from None
+        raise JoinFailed(f"{name} could not join the run at {where} (is another observer "
+                         f"dead but not yet dropped?): {_first_line(exc)}") from None
     return worker_id
 
 
-def _listening(addr: str, port: int, timeout_s: float) -> bool:
-    """Whether something accepts connections at ``addr:port`` within ``timeout_s``. Probed
-    here so that torch's store client, which logs every failed try with its C++ frames,
-    connects only once the agent is up."""
+def _unreachable(addr: str, port: int, timeout_s: float) -> str | None:
+    """None once something accepts connections at ``addr:port``, or after ``timeout_s`` the
+    last connection error. Probed here so that torch's store client, which logs every failed
+    try with its C++ frames, connects only once the agent is up."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            with socket.create_connection((addr, port), timeout=2.0):
-                return True
-        except OSError:
+            left = deadline - time.monotonic()
+            with socket.create_connection((addr, port), timeout=min(2.0, max(0.1, left))):
+                return None
+        except OSError as exc:
             if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.5)
+                return str(exc) or type(exc).__name__
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
 def _claim_name(store: dist.TCPStore, name: str, where: str, timeout_s: float,
