@@ -11,7 +11,7 @@ once): the ceiling for any way of spreading the learner over the box.
                                        [--hidden 128 128 128] [--repeats 5] [--pcgrad]
                                        [--signals]
 
-The network and batch default to the spec's (the shipped Push recipe: 3x128, batch 1024).
+The network and batch default to the spec's (the shipped Push recipe: 3x128, batch 512).
 ``--pcgrad`` times our update with PCGrad's per-task gradients (``weighting.name: pcgrad``)
 against the same plain update. ``--signals`` also times one recording of the per-task
 signals (:func:`agent.learn.task_signals.task_signals`, every
