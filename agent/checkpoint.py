@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.errors import first_line
+
 LATEST = "latest.pt"
 RUN_STATE_KEYS = ("spec", "learner", "encoder", "counters")
 """What a run's checkpoint (``Principal.state_dict``) holds at least."""
@@ -65,7 +67,7 @@ def load_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, OSError...
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise UnreadableCheckpoint(f"{path}: not a readable checkpoint ({reason})") from None
     if not isinstance(state, dict):
         raise UnreadableCheckpoint(f"{path}: not a checkpoint (holds a {type(state).__name__})")

@@ -33,6 +33,7 @@ from torch.distributed.rendezvous import register_rendezvous_handler
 from torch.distributed.rpc import api
 from torch.distributed.rpc._utils import _group_membership_management
 
+from common.errors import first_line
 from common.fingerprint import differences
 from common.netif import pin_interfaces
 
@@ -187,10 +188,10 @@ def join_group(name: str, addr: str, port: int, timeout_s: float, transport: str
         prefixed = _claim_name(store, name, where, timeout_s, fingerprint)
         worker_id = store.add(WORKER_IDS_KEY, 1)
     except dist.DistStoreError as exc:  # a store that never published an agent's group
-        raise JoinFailed(f"{name}: no fetch_mt agent at {where} ({_first_line(exc)})") from None
+        raise JoinFailed(f"{name}: no fetch_mt agent at {where} ({first_line(exc)})") from None
     except dist.DistError as exc:
         raise JoinFailed(f"{name}: the agent at {where} went away before this observer "
-                         f"joined ({_first_line(exc)})") from None
+                         f"joined ({first_line(exc)})") from None
     try:
         rpc.init_rpc(name, rank=worker_id, world_size=None,
                      rpc_backend_options=rpc_options(addr, port, timeout_s, transport))
@@ -201,7 +202,7 @@ def join_group(name: str, addr: str, port: int, timeout_s: float, transport: str
             raise NameTaken(f"{name} joined the run at {where} from another process "
                             "at the same time") from None
         raise JoinFailed(f"{name} could not join the run at {where} (is another observer "
-                         f"dead but not yet dropped?): {_first_line(exc)}") from None
+                         f"dead but not yet dropped?): {first_line(exc)}") from None
     return worker_id
 
 
@@ -238,12 +239,6 @@ def _claim_name(store: dist.TCPStore, name: str, where: str, timeout_s: float,
         time.sleep(0.5)
     prefixed.delete_key(_join_token(name))
     return prefixed
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first line of ``exc``'s message (torch's store errors append C++ frames)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _join_token(name: str) -> str:
